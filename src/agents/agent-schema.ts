@@ -1,0 +1,23 @@
+import { z } from 'zod';
+
+const toolName = z.string().min(1).max(200).regex(/^[^\s,]+(\(.*\))?$/s, 'a tool name or rule, e.g. Bash or Bash(npm test:*)');
+
+export const agentLimitsSchema = z.object({
+  memoryMb: z.number().int().min(128).max(65536),
+  cpus: z.number().min(0.1).max(64),
+  turnTimeoutSeconds: z.number().int().min(5).max(24 * 3600),
+});
+
+/** What a user may set on an agent; the API validates bodies with it and the OpenAPI spec shows it. */
+export const agentDefinitionSchema = z.object({
+  name: z.string().trim().min(1).max(100),
+  description: z.string().max(2000).default(''),
+  instructions: z.string().max(100_000).default(''),
+  model: z.string().trim().min(1).max(200).regex(/^[A-Za-z0-9._\-[\]:]+$/, 'a model id such as claude-sonnet-5'),
+  allowedTools: z.array(toolName).max(100).default([]),
+  disallowedTools: z.array(toolName).max(100).default([]),
+  maxTurns: z.number().int().min(1).max(1000).nullable().default(null),
+  limits: agentLimitsSchema,
+});
+
+export const agentPatchSchema = agentDefinitionSchema.partial().extend({ limits: agentLimitsSchema.partial().optional() });

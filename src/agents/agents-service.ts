@@ -1,0 +1,78 @@
+import type { z } from 'zod';
+import { conflict, forbidden, notFound } from '../core/errors.ts';
+import { newId } from '../core/ids.ts';
+import type { Store } from '../core/store.ts';
+import type { Agent, AgentDefinition, User } from '../core/types.ts';
+import type { agentPatchSchema } from './agent-schema.ts';
+
+export const defaultAgentId = 'agt_default';
+
+/** The built-in agent every user can run; its model and time limit follow the server configuration. */
+export function builtinDefaultAgent(options: { model: string; turnTimeoutSeconds: number }): Agent {
+  const now = new Date(0).toISOString();
+  return {
+    id: defaultAgentId,
+    ownerId: null,
+    name: 'Claude Code',
+    description: 'The built-in default agent: Claude Code with its standard tools.',
+    instructions: '',
+    model: options.model,
+    allowedTools: [],
+    disallowedTools: ['WebFetch', 'WebSearch'],
+    maxTurns: null,
+    limits: { memoryMb: 1024, cpus: 1, turnTimeoutSeconds: options.turnTimeoutSeconds },
+    createdAt: now,
+    updatedAt: now,
+  };
+}
+
+/** Saved agent definitions: a user's own, plus the built-in ones. */
+export class AgentsService {
+  constructor(private readonly store: Store) {}
+
+  async installBuiltins(agents: Agent[]): Promise<void> {
+    for (const agent of agents) await this.store.upsertAgent(agent);
+  }
+
+  list(user: User): Promise<Agent[]> {
+    return this.store.listAgents(user.id);
+  }
+
+  /** An agent the user may run: their own or a built-in one. Another user's agent is "not found". */
+  async get(user: User, agentId: string): Promise<Agent> {
+    const agent = await this.store.getAgent(agentId);
+    if (!agent || (agent.ownerId !== null && agent.ownerId !== user.id)) throw notFound('agent');
+    return agent;
+  }
+
+  async create(user: User, definition: AgentDefinition): Promise<Agent> {
+    const now = new Date().toISOString();
+    return this.store.createAgent({ ...definition, id: newId('agt'), ownerId: user.id, createdAt: now, updatedAt: now });
+  }
+
+  async update(user: User, agentId: string, patch: z.output<typeof agentPatchSchema>): Promise<Agent> {
+    const agent = await this.ownAgent(user, agentId);
+    const { limits, ...rest } = patch;
+    const updated = await this.store.updateAgent(
+      agent.id,
+      { ...rest, ...(limits ? { limits: { ...agent.limits, ...limits } } : {}) },
+      new Date().toISOString(),
+    );
+    if (!updated) throw notFound('agent');
+    return updated;
+  }
+
+  async delete(user: User, agentId: string): Promise<void> {
+    const agent = await this.ownAgent(user, agentId);
+    if ((await this.store.countConversationsUsingAgent(agent.id)) > 0) {
+      throw conflict('the agent is used by conversations; delete them first');
+    }
+    await this.store.deleteAgent(agent.id);
+  }
+
+  private async ownAgent(user: User, agentId: string): Promise<Agent> {
+    const agent = await this.get(user, agentId);
+    if (agent.ownerId === null) throw forbidden('built-in agents cannot be changed; duplicate it instead');
+    return agent;
+  }
+}

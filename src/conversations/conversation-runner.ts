@@ -1,0 +1,316 @@
+import { randomUUID } from 'node:crypto';
+import { ClaudeProcess } from '../claude/claude-process.ts';
+import { claudeArgs, claudeEnv } from '../claude/claude-command.ts';
+import { EventMapper, type TurnResult } from '../claude/event-mapper.ts';
+import type { ErrorCode } from '../core/errors.ts';
+import type { EventData } from '../core/events.ts';
+import type { GatewayGrants } from '../core/gateway.ts';
+import { newId } from '../core/ids.ts';
+import type { Logger } from '../core/logger.ts';
+import type { ExitStatus, Sandbox, SandboxProvider } from '../core/sandbox.ts';
+import type { Store } from '../core/store.ts';
+import type { Agent, Conversation, Turn, TurnStatus } from '../core/types.ts';
+import type { EventBus } from './event-bus.ts';
+
+export interface RunnerSettings {
+  /** A CLI process idle this long is stopped; the next message resumes its Claude session. */
+  idleTimeoutMs: number;
+  maxRetries: number;
+  requestTimeoutMs: number;
+  /** How long the CLI gets to honour an interrupt before it is killed. */
+  interruptGraceMs: number;
+  /** Process limit of each sandbox. */
+  pidsLimit: number;
+}
+
+export interface RunnerDeps {
+  store: Store;
+  sandboxes: SandboxProvider;
+  gateway: GatewayGrants;
+  bus: EventBus;
+  settings: RunnerSettings;
+  logger: Logger;
+}
+
+interface LiveSession {
+  sandbox: Sandbox;
+  token: string;
+  cli: ClaudeProcess;
+  mapper: EventMapper;
+}
+
+type TurnEnd =
+  | { kind: 'result'; result: TurnResult }
+  | { kind: 'exit'; status: ExitStatus; sawInit: boolean; stderr: string }
+  | { kind: 'failure'; code: ErrorCode; message: string };
+
+type Outcome = { status: Exclude<TurnStatus, 'queued' | 'running'>; error?: { code: ErrorCode; message: string } };
+
+const resumeNotFound = /No conversation found/i;
+
+/**
+ * Runs one conversation's turns, one at a time, in one long-lived Claude Code process inside the
+ * conversation's sandbox. Every event is persisted before it is published.
+ */
+export class ConversationRunner {
+  private readonly queue: string[] = [];
+  private pumping = false;
+  private session: LiveSession | null = null;
+  private current: { turnId: string; stopReason: 'user' | 'deadline' | null; killTimer: NodeJS.Timeout | null } | null = null;
+  private idleTimer: NodeJS.Timeout | null = null;
+  private teardownDone: Promise<void> = Promise.resolve();
+  private persisted: Promise<void> = Promise.resolve();
+  private closed = false;
+  private readonly logger: Logger;
+
+  constructor(
+    readonly conversationId: string,
+    private readonly deps: RunnerDeps,
+  ) {
+    this.logger = deps.logger.child({ conversationId });
+  }
+
+  /** True while a turn runs or waits. */
+  get busy(): boolean {
+    return this.pumping;
+  }
+
+  get live(): boolean {
+    return this.session !== null;
+  }
+
+  enqueue(turnId: string): void {
+    if (this.closed) return;
+    this.clearIdleTimer();
+    this.queue.push(turnId);
+    if (!this.pumping) void this.pump();
+  }
+
+  /** Stops the running turn; false when no turn is running. */
+  interrupt(): boolean {
+    return this.stopTurn('user');
+  }
+
+  /** Persists an event, then publishes it; events of one conversation keep their order. */
+  emit(data: EventData): Promise<void> {
+    const next = this.persisted.then(async () => {
+      const event = await this.deps.store.appendEvent(this.conversationId, data);
+      this.deps.bus.publish(event);
+    });
+    this.persisted = next.catch((error: unknown) => this.logger.error({ err: error, type: data.type }, 'could not persist event'));
+    return next;
+  }
+
+  /** Stops the CLI, releases the sandbox and revokes the gateway token; queued turns stay queued in the store. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.clearIdleTimer();
+    this.queue.length = 0;
+    this.stopTurn('user');
+    await this.teardown();
+    await this.persisted;
+  }
+
+  private async pump(): Promise<void> {
+    this.pumping = true;
+    try {
+      for (let turnId = this.queue.shift(); turnId && !this.closed; turnId = this.queue.shift()) {
+        await this.runTurn(turnId).catch((error: unknown) => this.logger.error({ err: error, turnId }, 'turn failed'));
+      }
+    } finally {
+      this.pumping = false;
+    }
+    if (!this.closed && this.session) this.armIdleTimer();
+  }
+
+  private async runTurn(turnId: string): Promise<void> {
+    const { store } = this.deps;
+    const turn = await store.getTurn(turnId);
+    const conversation = await store.getConversation(this.conversationId);
+    if (!turn || turn.status !== 'queued' || !conversation) return;
+    const agent = await store.getAgent(conversation.agentId);
+    const started = Date.now();
+    await store.updateTurn(turnId, { status: 'running', startedAt: new Date(started).toISOString() });
+    await this.emit({ type: 'turn.started', turnId, text: turn.input });
+    this.current = { turnId, stopReason: null, killTimer: null };
+
+    let end: TurnEnd;
+    if (!agent) {
+      end = { kind: 'failure', code: 'AGENT_FAILED', message: 'the conversation’s agent no longer exists' };
+    } else {
+      end = await this.attempt(turn, conversation, agent);
+      if (end.kind === 'exit' && !end.sawInit && resumeNotFound.test(end.stderr) && !this.current.stopReason) {
+        // The Claude session file is gone (the CLI was killed before writing it): start a fresh session.
+        this.logger.warn({ turnId }, 'Claude session not found; starting a new one');
+        await store.updateConversation(this.conversationId, { claudeSessionId: null });
+        end = await this.attempt(turn, { ...conversation, claudeSessionId: null }, agent);
+      }
+    }
+
+    const stopReason = this.current.stopReason;
+    if (this.current.killTimer) clearTimeout(this.current.killTimer);
+    this.current = null;
+    const outcome = conclude(end, stopReason);
+    const result = end.kind === 'result' ? end.result : null;
+    if (outcome.error) await this.emit({ type: 'error', turnId, ...outcome.error });
+    const ended = { usage: result?.usage ?? null, costUsd: result?.costUsd ?? null };
+    await this.emit({ type: 'turn.ended', turnId, status: outcome.status, ...ended, durationMs: Date.now() - started, ...(outcome.error ? { error: outcome.error } : {}) });
+    await store.updateTurn(turnId, { status: outcome.status, endedAt: new Date().toISOString(), ...ended, error: outcome.error?.message ?? null });
+    this.logger.info({ turnId, status: outcome.status, durationMs: Date.now() - started }, 'turn ended');
+  }
+
+  /** Sends the turn to the CLI (starting one if needed) and waits for its result or the process's end. */
+  private async attempt(turn: Turn, conversation: Conversation, agent: Agent): Promise<TurnEnd> {
+    let session: LiveSession;
+    try {
+      session = await this.ensureSession(conversation, agent);
+    } catch (error) {
+      this.logger.error({ err: error }, 'could not start the agent');
+      return { kind: 'failure', code: 'SANDBOX_UNAVAILABLE', message: 'the agent’s sandbox could not be started; see the server log' };
+    }
+    const { cli, mapper } = session;
+    mapper.beginTurn(turn.id);
+    this.deps.gateway.setTurn(session.token, turn.id);
+    const deadline = setTimeout(() => this.stopTurn('deadline'), agent.limits.turnTimeoutSeconds * 1000);
+
+    const end = await new Promise<TurnEnd>((resolve) => {
+      let sawInit = false;
+      const finish = (value: TurnEnd): void => {
+        cli.off('line', onLine);
+        cli.off('exit', onExit);
+        resolve(value);
+      };
+      const onLine = (line: unknown): void => {
+        const mapped = mapper.map(line);
+        if (mapped.kind === 'events') for (const event of mapped.events) void this.emit(event);
+        else if (mapped.kind === 'session') sawInit = true;
+        else if (mapped.kind === 'result') finish({ kind: 'result', result: mapped.result });
+      };
+      const onExit = (status: ExitStatus): void => finish({ kind: 'exit', status, sawInit, stderr: cli.stderr });
+      cli.on('line', onLine);
+      cli.on('exit', onExit);
+      if (cli.exited) onExit(cli.exited);
+      else cli.sendUserMessage(turn.input);
+    });
+    clearTimeout(deadline);
+    this.deps.gateway.setTurn(session.token, null);
+    if (end.kind === 'exit') await this.teardown();
+    return end;
+  }
+
+  private async ensureSession(conversation: Conversation, agent: Agent): Promise<LiveSession> {
+    await this.teardownDone;
+    if (this.session && !this.session.cli.exited) return this.session;
+    if (this.session) await this.teardown();
+
+    const { gateway, sandboxes, store, settings } = this.deps;
+    const sandboxKey = newId('sbx');
+    const grant = await gateway.open({ sandboxId: sandboxKey, userId: conversation.userId, conversationId: conversation.id });
+    let sandbox: Sandbox | null = null;
+    try {
+      sandbox = await sandboxes.acquire({
+        workspaceId: conversation.id,
+        limits: { memoryMb: agent.limits.memoryMb, cpus: agent.limits.cpus, pids: settings.pidsLimit },
+        gatewaySocket: grant.socketPath,
+        labels: { conversation: conversation.id, user: conversation.userId },
+      });
+      let sessionOption: { resume: string } | { create: string };
+      if (conversation.claudeSessionId) sessionOption = { resume: conversation.claudeSessionId };
+      else {
+        sessionOption = { create: randomUUID() };
+        await store.updateConversation(conversation.id, { claudeSessionId: sessionOption.create });
+      }
+      const env = claudeEnv({
+        gatewayUrl: sandbox.gatewayUrl,
+        gatewayToken: grant.token,
+        maxRetries: settings.maxRetries,
+        requestTimeoutMs: settings.requestTimeoutMs,
+      });
+      const cli = new ClaudeProcess(sandbox, ['claude', ...claudeArgs({ agent, session: sessionOption })], env, this.logger);
+      cli.start();
+      // A process that ends while no turn runs (it crashed, or was killed) takes its sandbox with it.
+      cli.once('exit', (status) => {
+        if (!this.current && this.session?.cli === cli) {
+          this.logger.warn({ status }, 'idle agent process exited');
+          void this.teardown();
+        }
+      });
+      this.session = { sandbox, token: grant.token, cli, mapper: new EventMapper() };
+      this.logger.info({ sandboxId: sandbox.id, resume: 'resume' in sessionOption }, 'agent started');
+      return this.session;
+    } catch (error) {
+      await sandbox?.release().catch(() => undefined);
+      await gateway.close(grant.token).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  private stopTurn(reason: 'user' | 'deadline'): boolean {
+    const current = this.current;
+    const session = this.session;
+    if (!current) return false;
+    current.stopReason ??= reason;
+    if (!session) return true;
+    session.cli.interrupt();
+    current.killTimer ??= setTimeout(() => {
+      this.logger.warn({ turnId: current.turnId }, 'agent ignored the interrupt; killing it');
+      session.cli.kill();
+    }, this.deps.settings.interruptGraceMs);
+    return true;
+  }
+
+  private teardown(): Promise<void> {
+    const session = this.session;
+    if (!session) return this.teardownDone;
+    this.session = null;
+    this.clearIdleTimer();
+    this.teardownDone = (async () => {
+      await session.cli.stop(2000);
+      await session.sandbox.release().catch((error: unknown) => this.logger.error({ err: error }, 'sandbox release failed'));
+      await this.deps.gateway.close(session.token).catch(() => undefined);
+      this.logger.info({ sandboxId: session.sandbox.id }, 'agent stopped');
+    })();
+    return this.teardownDone;
+  }
+
+  private armIdleTimer(): void {
+    this.clearIdleTimer();
+    this.idleTimer = setTimeout(() => {
+      if (!this.pumping) void this.teardown();
+    }, this.deps.settings.idleTimeoutMs);
+    this.idleTimer.unref();
+  }
+
+  private clearIdleTimer(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+  }
+}
+
+/** The turn's status and error from how it ended and why it was stopped. */
+export function conclude(end: TurnEnd, stopReason: 'user' | 'deadline' | null): Outcome {
+  if (stopReason === 'deadline') return { status: 'timed_out', error: { code: 'TIMEOUT', message: 'the turn reached its time limit and was stopped' } };
+  if (stopReason === 'user') return { status: 'interrupted' };
+  switch (end.kind) {
+    case 'failure':
+      return { status: 'failed', error: { code: end.code, message: end.message } };
+    case 'exit': {
+      const reason = end.status.signal ? `signal ${end.status.signal}` : `exit code ${end.status.code}`;
+      const lastLine = end.stderr.trim().split('\n').pop() ?? '';
+      return {
+        status: 'failed',
+        error: { code: 'AGENT_FAILED', message: `the agent process ended unexpectedly (${reason})${lastLine ? `: ${lastLine}` : ''}` },
+      };
+    }
+    case 'result': {
+      const { result } = end;
+      if (!result.isError) return { status: 'completed' };
+      if (result.terminalReason === 'aborted_streaming') return { status: 'interrupted' };
+      if (result.apiErrorStatus !== null || /API Error|API key|Not logged in|timed out/i.test(result.text)) {
+        const status = result.apiErrorStatus !== null ? ` (HTTP ${result.apiErrorStatus})` : '';
+        return { status: 'failed', error: { code: 'UPSTREAM_ERROR', message: `the model API request failed${status}: ${result.text}` } };
+      }
+      return { status: 'failed', error: { code: 'AGENT_FAILED', message: result.text || `the agent stopped: ${result.subtype}` } };
+    }
+  }
+}

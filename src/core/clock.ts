@@ -1,0 +1,2 @@
+/** Milliseconds since the epoch; every stored timestamp is an ISO string made from this. */
+export const nowIso = (): string => new Date().toISOString();

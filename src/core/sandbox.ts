@@ -1,0 +1,95 @@
+import type { Readable, Writable } from 'node:stream';
+
+/** Fixed paths inside every sandbox, whatever the backend. */
+export const sandboxPaths = {
+  /** The conversation's workspace; the agent's working directory. */
+  workspace: '/workspace',
+  /** HOME of the agent user; Claude Code's state (sessions) lives in `${home}/.claude`. */
+  home: '/home/agent',
+  /** Directory on PATH holding the pinned `claude` binary. */
+  bin: '/opt/agentyard/bin',
+} as const;
+
+export interface SandboxLimits {
+  /** Memory limit, MiB. */
+  memoryMb: number;
+  /** CPU limit, in cores (fractions allowed). */
+  cpus: number;
+  /** Maximum number of processes and threads. */
+  pids: number;
+}
+
+export interface SandboxSpec {
+  /** Names the workspace mounted at /workspace; one per conversation. Created on first use, kept after release. */
+  workspaceId: string;
+  limits: SandboxLimits;
+  /**
+   * Host path of the model gateway's unix socket for this sandbox. It is bound into the sandbox and
+   * bridged to `gatewayUrl`, the sandbox's only way out.
+   */
+  gatewaySocket: string;
+  /** Recorded on the sandbox (labels, cgroup names) so the owner can find it again. */
+  labels?: Record<string, string>;
+}
+
+export interface ExecOptions {
+  /** The complete environment of the process (PATH and HOME are added when missing). Nothing is inherited from the host. */
+  env?: Record<string, string>;
+  /** Working directory inside the sandbox; defaults to the workspace. */
+  cwd?: string;
+  /** Keep stdin open as a pipe; otherwise stdin is empty. */
+  stdin?: boolean;
+}
+
+export interface ExitStatus {
+  code: number | null;
+  signal: string | null;
+}
+
+/** A process running inside a sandbox. */
+export interface ExecProcess {
+  readonly stdin: Writable | null;
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  /** Signals the process (and, for SIGKILL, its whole process group inside the sandbox). */
+  kill(signal?: NodeJS.Signals): void;
+  /** Settles when the process has exited and its output streams have ended. */
+  readonly exited: Promise<ExitStatus>;
+}
+
+/** A place where one conversation's agent runs, isolated from every other. */
+export interface Sandbox {
+  readonly id: string;
+  readonly workspaceId: string;
+  /** The URL inside the sandbox at which the gateway answers (e.g. http://127.0.0.1:4180). */
+  readonly gatewayUrl: string;
+  /** Runs a command inside the sandbox as the unprivileged agent user. */
+  exec(argv: string[], options?: ExecOptions): ExecProcess;
+  /** Reads a file of the workspace; `path` is relative to the workspace root and may not leave it. */
+  readFile(path: string): Promise<Buffer>;
+  /** Writes a file of the workspace, creating parent directories; confined like readFile. */
+  writeFile(path: string, data: Buffer | string): Promise<void>;
+  /** Kills every process of the sandbox and frees its resources. The workspace is kept. Idempotent. */
+  release(): Promise<void>;
+}
+
+export interface BackendCheck {
+  name: string;
+  ok: boolean;
+  detail: string;
+  /** How to fix it, when not ok. */
+  fix?: string;
+}
+
+/** Creates sandboxes of one kind. Docker and Kubernetes backends implement the same port. */
+export interface SandboxProvider {
+  readonly kind: 'local' | 'docker' | 'kubernetes';
+  /** Creates (or claims from a warm pool) a sandbox for the workspace. */
+  acquire(spec: SandboxSpec, signal?: AbortSignal): Promise<Sandbox>;
+  /** Deletes a workspace and the agent state kept with it. Releases its sandbox first if one is live. */
+  removeWorkspace(workspaceId: string): Promise<void>;
+  /** What the backend needs on this host, and whether it is there. */
+  check(): Promise<BackendCheck[]>;
+  /** Releases every live sandbox. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,124 @@
+import type { ConversationEvent, EventData } from './events.ts';
+import type {
+  Agent,
+  ApiToken,
+  BrowserSession,
+  Conversation,
+  Invite,
+  Role,
+  Turn,
+  TurnStatus,
+  UsageRecord,
+  User,
+  UserWithPassword,
+} from './types.ts';
+
+export interface NewUser {
+  id: string;
+  email: string;
+  passwordHash: string;
+  role: Role;
+}
+
+export interface NewApiToken {
+  id: string;
+  userId: string;
+  name: string;
+  tokenHash: string;
+  prefix: string;
+  expiresAt: string | null;
+}
+
+export interface NewInvite {
+  id: string;
+  codeHash: string;
+  email: string | null;
+  createdBy: string;
+  expiresAt: string;
+}
+
+export type AgentPatch = Partial<Omit<Agent, 'id' | 'ownerId' | 'createdAt' | 'updatedAt'>>;
+
+export interface TurnPatch {
+  status?: TurnStatus;
+  startedAt?: string | null;
+  endedAt?: string | null;
+  usage?: Turn['usage'];
+  costUsd?: number | null;
+  error?: string | null;
+}
+
+/**
+ * Persistence for every record of the platform. Implemented once over a SQL query builder
+ * and run on SQLite (default) and PostgreSQL; `store.contract.ts` holds the shared suite.
+ * Methods never throw raw driver errors: a duplicate becomes AppError CONFLICT.
+ */
+export interface Store {
+  readonly kind: 'sqlite' | 'postgres';
+  /** Applies pending migrations; safe to call on every start. */
+  migrate(): Promise<void>;
+  /** A cheap round trip, for readiness checks. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+
+  createUser(user: NewUser): Promise<User>;
+  countUsers(): Promise<number>;
+  getUser(id: string): Promise<User | null>;
+  getUserByEmail(email: string): Promise<UserWithPassword | null>;
+  listUsers(): Promise<User[]>;
+  updateUser(id: string, patch: { role?: Role; disabled?: boolean; passwordHash?: string }): Promise<User | null>;
+
+  createSession(session: { idHash: string; userId: string; expiresAt: string }): Promise<void>;
+  /** The session if it exists and has not expired. */
+  getSession(idHash: string, now: string): Promise<BrowserSession | null>;
+  deleteSession(idHash: string): Promise<void>;
+
+  createApiToken(token: NewApiToken): Promise<ApiToken>;
+  /** The token if it exists, is not revoked and has not expired. */
+  findLiveApiToken(tokenHash: string, now: string): Promise<ApiToken | null>;
+  listApiTokens(userId: string): Promise<ApiToken[]>;
+  /** Revokes the user's token; false when the user has no such live token. */
+  revokeApiToken(userId: string, tokenId: string, now: string): Promise<boolean>;
+  touchApiToken(tokenId: string, now: string): Promise<void>;
+
+  createInvite(invite: NewInvite): Promise<Invite>;
+  /**
+   * Marks an unused, unexpired invite as used and returns it; null when there is none. An invite issued for an
+   * email is consumed only by that (normalized) email, so a wrong guess does not burn it.
+   */
+  consumeInvite(codeHash: string, email: string, now: string): Promise<Invite | null>;
+
+  /** Inserts or replaces a built-in agent (ownerId null) by id. */
+  upsertAgent(agent: Agent): Promise<Agent>;
+  createAgent(agent: Agent): Promise<Agent>;
+  getAgent(id: string): Promise<Agent | null>;
+  /** The user's own agents followed by the built-in ones. */
+  listAgents(ownerId: string): Promise<Agent[]>;
+  updateAgent(id: string, patch: AgentPatch, now: string): Promise<Agent | null>;
+  deleteAgent(id: string): Promise<boolean>;
+  countConversationsUsingAgent(agentId: string): Promise<number>;
+
+  createConversation(conversation: { id: string; userId: string; agentId: string; title: string }): Promise<Conversation>;
+  getConversation(id: string): Promise<Conversation | null>;
+  /** The user's conversations, most recently updated first. */
+  listConversations(userId: string): Promise<Conversation[]>;
+  updateConversation(id: string, patch: { title?: string; claudeSessionId?: string | null }): Promise<Conversation | null>;
+  /** Deletes the conversation with its turns and events. */
+  deleteConversation(id: string): Promise<boolean>;
+
+  createTurn(turn: { id: string; conversationId: string; input: string }): Promise<Turn>;
+  getTurn(id: string): Promise<Turn | null>;
+  /** Turns of a conversation in creation order. */
+  listTurns(conversationId: string): Promise<Turn[]>;
+  /** Turns in any of the given states, across all conversations (for start-up recovery). */
+  listTurnsByStatus(statuses: TurnStatus[]): Promise<Turn[]>;
+  updateTurn(id: string, patch: TurnPatch): Promise<Turn | null>;
+
+  /** Appends an event with the conversation's next sequence number, atomically. */
+  appendEvent(conversationId: string, data: EventData): Promise<ConversationEvent>;
+  /** Events with seq > afterSeq, in order, at most `limit`. */
+  listEvents(conversationId: string, options?: { afterSeq?: number; limit?: number }): Promise<ConversationEvent[]>;
+
+  recordUsage(record: UsageRecord): Promise<void>;
+  listUsage(filter: { userId?: string; conversationId?: string; turnId?: string }): Promise<UsageRecord[]>;
+}

@@ -1,0 +1,171 @@
+import { StringDecoder } from 'node:string_decoder';
+import type { TokenUsage } from '../core/types.ts';
+
+/** What one model response consumed, as read from the response itself. */
+export interface MeteredUsage {
+  /** The model that answered, or null when the response did not say. */
+  model: string | null;
+  usage: TokenUsage;
+}
+
+/** Reads token usage from a Messages API response body while it streams past. */
+export interface UsageMeter {
+  push(chunk: Buffer): void;
+  /** The usage seen so far; null when the response carried none (errors, count_tokens). */
+  finish(): MeteredUsage | null;
+}
+
+/** Picks the reader by content type: SSE streams or JSON bodies; anything else is not metered. */
+export function createUsageMeter(contentType: string | undefined, options: { maxJsonBytes?: number } = {}): UsageMeter {
+  const type = (contentType ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+  if (type === 'text/event-stream') return new SseUsageMeter();
+  if (type === 'application/json') return new JsonUsageMeter(options.maxJsonBytes ?? 16 * 1024 * 1024);
+  return { push: () => undefined, finish: () => null };
+}
+
+type UsageFields = Partial<Record<keyof TokenUsage, number>>;
+
+const wireNames: Array<[string, keyof TokenUsage]> = [
+  ['input_tokens', 'inputTokens'],
+  ['output_tokens', 'outputTokens'],
+  ['cache_creation_input_tokens', 'cacheCreationInputTokens'],
+  ['cache_read_input_tokens', 'cacheReadInputTokens'],
+];
+
+/** Copies the counts present in an API `usage` object over `target` (absent or non-numeric fields are kept). */
+function mergeUsage(target: UsageFields, wire: unknown): boolean {
+  if (!wire || typeof wire !== 'object') return false;
+  let found = false;
+  for (const [wireName, name] of wireNames) {
+    const value = (wire as Record<string, unknown>)[wireName];
+    if (typeof value === 'number' && Number.isFinite(value)) {
+      target[name] = value;
+      found = true;
+    }
+  }
+  return found;
+}
+
+function complete(fields: UsageFields): TokenUsage {
+  return {
+    inputTokens: fields.inputTokens ?? 0,
+    outputTokens: fields.outputTokens ?? 0,
+    cacheCreationInputTokens: fields.cacheCreationInputTokens ?? 0,
+    cacheReadInputTokens: fields.cacheReadInputTokens ?? 0,
+  };
+}
+
+/**
+ * SSE: `message_start.message.usage` carries the input side (and a provisional output count);
+ * `message_delta.usage` carries counts that are cumulative for the message, so a later value replaces an
+ * earlier one rather than adding to it.
+ */
+class SseUsageMeter implements UsageMeter {
+  private static readonly maxLineBytes = 4 * 1024 * 1024;
+  private readonly decoder = new StringDecoder('utf8');
+  private pending = '';
+  private skippingLongLine = false;
+  private eventName = '';
+  private data: string[] = [];
+  private readonly fields: UsageFields = {};
+  private model: string | null = null;
+  private seen = false;
+
+  push(chunk: Buffer): void {
+    let text = this.pending + this.decoder.write(chunk);
+    let newline: number;
+    while ((newline = text.indexOf('\n')) >= 0) {
+      const line = text.slice(0, newline);
+      text = text.slice(newline + 1);
+      if (this.skippingLongLine) {
+        this.skippingLongLine = false;
+        continue;
+      }
+      this.line(line.endsWith('\r') ? line.slice(0, -1) : line);
+    }
+    // A line this long is no usage event; drop it rather than buffer without bound.
+    if (text.length > SseUsageMeter.maxLineBytes) {
+      this.skippingLongLine = true;
+      text = '';
+    }
+    this.pending = text;
+  }
+
+  finish(): MeteredUsage | null {
+    const rest = this.pending + this.decoder.end();
+    this.pending = '';
+    if (rest !== '' && !this.skippingLongLine) this.line(rest);
+    this.line('');
+    return this.seen ? { model: this.model, usage: complete(this.fields) } : null;
+  }
+
+  private line(line: string): void {
+    if (line === '') {
+      this.dispatch();
+      return;
+    }
+    if (line.startsWith(':')) return;
+    const colon = line.indexOf(':');
+    const field = colon < 0 ? line : line.slice(0, colon);
+    let value = colon < 0 ? '' : line.slice(colon + 1);
+    if (value.startsWith(' ')) value = value.slice(1);
+    if (field === 'event') this.eventName = value;
+    else if (field === 'data') this.data.push(value);
+  }
+
+  private dispatch(): void {
+    const name = this.eventName;
+    const data = this.data.join('\n');
+    this.eventName = '';
+    this.data = [];
+    if (data === '') return;
+    // Only two event kinds carry usage; skip parsing the many deltas.
+    if (name !== '' && name !== 'message_start' && name !== 'message_delta') return;
+    if (name === '' && !data.includes('"message_start"') && !data.includes('"message_delta"')) return;
+    let event: { type?: unknown; message?: { model?: unknown; usage?: unknown }; usage?: unknown };
+    try {
+      event = JSON.parse(data) as typeof event;
+    } catch {
+      return;
+    }
+    if (event.type === 'message_start') {
+      if (typeof event.message?.model === 'string') this.model = event.message.model;
+      if (mergeUsage(this.fields, event.message?.usage)) this.seen = true;
+    } else if (event.type === 'message_delta') {
+      if (mergeUsage(this.fields, event.usage)) this.seen = true;
+    }
+  }
+}
+
+/** JSON: a non-streaming message has `usage` and `model` at the top level. */
+class JsonUsageMeter implements UsageMeter {
+  private readonly chunks: Buffer[] = [];
+  private size = 0;
+  private overflow = false;
+
+  constructor(private readonly maxBytes: number) {}
+
+  push(chunk: Buffer): void {
+    if (this.overflow) return;
+    this.size += chunk.length;
+    if (this.size > this.maxBytes) {
+      this.overflow = true;
+      this.chunks.length = 0;
+      return;
+    }
+    this.chunks.push(chunk);
+  }
+
+  finish(): MeteredUsage | null {
+    if (this.overflow || this.chunks.length === 0) return null;
+    let body: { model?: unknown; usage?: unknown };
+    try {
+      body = JSON.parse(Buffer.concat(this.chunks).toString('utf8')) as typeof body;
+    } catch {
+      return null;
+    }
+    const fields: UsageFields = {};
+    if (!body || typeof body !== 'object' || !mergeUsage(fields, body.usage)) return null;
+    return { model: typeof body.model === 'string' ? body.model : null, usage: complete(fields) };
+  }
+}

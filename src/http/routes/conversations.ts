@@ -1,0 +1,98 @@
+import { z } from 'zod';
+import type { Conversation } from '../../core/types.ts';
+import { requireUser } from '../auth.ts';
+import { conversationSchema, errorResponses, idParams, messageSchema, turnSchema } from '../schemas.ts';
+import type { App, AppServices } from '../server.ts';
+
+export const presentConversation = ({ userId: _owner, claudeSessionId: _session, ...rest }: Conversation): z.infer<typeof conversationSchema> => rest;
+const title = z.string().trim().min(1).max(200);
+
+export function registerConversationRoutes(app: App, { conversations }: AppServices): void {
+  app.post(
+    '/api/conversations',
+    {
+      schema: {
+        tags: ['conversations'],
+        summary: 'Create a conversation with an agent (the built-in default when none is named)',
+        body: z.object({ agentId: z.string().max(100).optional(), title: title.optional() }).default({}),
+        response: { 201: conversationSchema, ...errorResponses },
+      },
+    },
+    async (request, reply) => reply.status(201).send(presentConversation(await conversations.create(requireUser(request), request.body))),
+  );
+
+  app.get(
+    '/api/conversations',
+    { schema: { tags: ['conversations'], summary: 'Your conversations, most recent first', response: { 200: z.object({ conversations: z.array(conversationSchema) }), ...errorResponses } } },
+    async (request) => ({ conversations: (await conversations.list(requireUser(request))).map(presentConversation) }),
+  );
+
+  app.get(
+    '/api/conversations/:id',
+    {
+      schema: {
+        tags: ['conversations'],
+        summary: 'A conversation with its turns and messages',
+        params: idParams,
+        response: {
+          200: conversationSchema.extend({ running: z.boolean(), turns: z.array(turnSchema), messages: z.array(messageSchema) }),
+          ...errorResponses,
+        },
+      },
+    },
+    async (request) => {
+      const detail = await conversations.detail(requireUser(request), request.params.id);
+      return {
+        ...presentConversation(detail.conversation),
+        running: detail.running,
+        turns: detail.turns.map(({ conversationId: _parent, ...turn }) => turn),
+        messages: detail.messages,
+      };
+    },
+  );
+
+  app.patch(
+    '/api/conversations/:id',
+    { schema: { tags: ['conversations'], summary: 'Rename a conversation', params: idParams, body: z.object({ title }), response: { 200: conversationSchema, ...errorResponses } } },
+    async (request) => presentConversation(await conversations.rename(requireUser(request), request.params.id, request.body.title)),
+  );
+
+  app.delete(
+    '/api/conversations/:id',
+    { schema: { tags: ['conversations'], summary: 'Delete a conversation, its events and its workspace', params: idParams, response: { 204: z.null(), ...errorResponses } } },
+    async (request, reply) => {
+      await conversations.delete(requireUser(request), request.params.id);
+      return reply.status(204).send(null);
+    },
+  );
+
+  app.post(
+    '/api/conversations/:id/messages',
+    {
+      schema: {
+        tags: ['conversations'],
+        summary: 'Send a message; answers at once with the turn, which runs after any earlier turn',
+        params: idParams,
+        body: z.object({ text: z.string() }),
+        response: { 202: z.object({ turnId: z.string(), status: z.literal('queued') }), ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const turn = await conversations.send(requireUser(request), request.params.id, request.body.text);
+      return reply.status(202).send({ turnId: turn.id, status: 'queued' as const });
+    },
+  );
+
+  app.post(
+    '/api/conversations/:id/interrupt',
+    {
+      schema: {
+        tags: ['conversations'],
+        summary: 'Stop the running turn; the conversation goes on afterwards',
+        params: idParams,
+        response: { 200: z.object({ interrupted: z.boolean() }), ...errorResponses },
+      },
+    },
+    async (request) => ({ interrupted: await conversations.interrupt(requireUser(request), request.params.id) }),
+  );
+}

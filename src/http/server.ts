@@ -1,0 +1,74 @@
+import { randomUUID } from 'node:crypto';
+import fastifyCookie from '@fastify/cookie';
+import fastifySwagger from '@fastify/swagger';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { AccountsService } from '../accounts/accounts-service.ts';
+import type { AgentsService } from '../agents/agents-service.ts';
+import type { Config } from '../core/config.ts';
+import type { Logger } from '../core/logger.ts';
+import type { BackendCheck } from '../core/sandbox.ts';
+import type { ConversationsService } from '../conversations/conversations-service.ts';
+import { installAuthentication } from './auth.ts';
+import { installErrorHandlers } from './errors.ts';
+import { registerAdminRoutes } from './routes/admin.ts';
+import { registerAgentRoutes } from './routes/agents.ts';
+import { registerAuthRoutes } from './routes/auth.ts';
+import { registerCompatRoutes } from './routes/compat.ts';
+import { registerConversationRoutes } from './routes/conversations.ts';
+import { registerEventRoutes } from './routes/events.ts';
+import { registerHealthRoutes } from './routes/health.ts';
+import { registerTokenRoutes } from './routes/tokens.ts';
+
+/** Everything the routes use, built once by the composition root. */
+export interface AppServices {
+  config: Config;
+  accounts: AccountsService;
+  agents: AgentsService;
+  conversations: ConversationsService;
+  /** Readiness checks: store, sandbox backend, CLI binary. */
+  readiness: () => Promise<BackendCheck[]>;
+  logger: Logger;
+}
+
+export type App = FastifyInstance<any, any, any, Logger, ZodTypeProvider>;
+
+/** Request bodies may hold a message plus JSON framing; larger ones are refused before parsing. */
+const bodyLimit = (config: Config): number => Math.max(1024 * 1024, config.limits.maxMessageBytes * 2);
+
+export async function buildServer(services: AppServices): Promise<App> {
+  const app = Fastify({
+    loggerInstance: services.logger,
+    genReqId: () => randomUUID(),
+    bodyLimit: bodyLimit(services.config),
+  }).withTypeProvider<ZodTypeProvider>();
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  installErrorHandlers(app);
+  await app.register(fastifyCookie);
+  await app.register(fastifySwagger, {
+    openapi: {
+      info: { title: 'Agentyard API', version: '0.1.0', description: 'Run Claude Code agents in isolated sandboxes.' },
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', description: 'An API token from POST /api/tokens' },
+          cookie: { type: 'apiKey', in: 'cookie', name: 'agentyard_session' },
+        },
+      },
+      security: [{ bearer: [] }, { cookie: [] }],
+    },
+    transform: jsonSchemaTransform,
+  });
+  installAuthentication(app, services.accounts);
+
+  registerHealthRoutes(app, services);
+  registerAuthRoutes(app, services);
+  registerTokenRoutes(app, services);
+  registerAgentRoutes(app, services);
+  registerConversationRoutes(app, services);
+  registerEventRoutes(app, services);
+  registerCompatRoutes(app, services);
+  registerAdminRoutes(app, services);
+  app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  return app;
+}

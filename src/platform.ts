@@ -1,0 +1,122 @@
+import { mkdir } from 'node:fs/promises';
+import { access, constants } from 'node:fs/promises';
+import path from 'node:path';
+import { AccountsService } from './accounts/accounts-service.ts';
+import { AgentsService, builtinDefaultAgent } from './agents/agents-service.ts';
+import type { Config } from './core/config.ts';
+import { newId } from './core/ids.ts';
+import type { Logger } from './core/logger.ts';
+import type { BackendCheck, SandboxProvider } from './core/sandbox.ts';
+import type { Store } from './core/store.ts';
+import { EventBus } from './conversations/event-bus.ts';
+import { ConversationsService } from './conversations/conversations-service.ts';
+import { createGateway, type Gateway } from './gateway/gateway.ts';
+import { buildServer, type App } from './http/server.ts';
+import { createLocalProvider } from './sandbox/local/index.ts';
+import { createStore } from './store/index.ts';
+
+/** A running platform: the HTTP server and everything behind it. */
+export interface Platform {
+  app: App;
+  /** http://host:port the server listens on. */
+  url: string;
+  store: Store;
+  sandboxes: SandboxProvider;
+  gateway: Gateway;
+  accounts: AccountsService;
+  close(): Promise<void>;
+}
+
+/** The services every entry point needs (serve, create-user, doctor), without the HTTP server. */
+export function buildCore(config: Config, logger: Logger): { store: Store; sandboxes: SandboxProvider; accounts: AccountsService } {
+  const store = createStore(config.store, logger.child({ component: 'store' }));
+  const sandboxes = createLocalProvider({
+    dataDir: config.dataDir,
+    claudeBinary: config.agent.claudeBinary,
+    sandboxUid: config.sandbox.uid,
+    sandboxGid: config.sandbox.gid,
+    logger: logger.child({ component: 'sandbox' }),
+  });
+  return { store, sandboxes, accounts: new AccountsService(store, config.registration) };
+}
+
+/** Checks of the binary the agent runs, shared by readiness and doctor. */
+export async function checkClaudeBinary(config: Config): Promise<BackendCheck> {
+  try {
+    await access(config.agent.claudeBinary, constants.X_OK);
+    return { name: 'claude-cli', ok: true, detail: config.agent.claudeBinary };
+  } catch {
+    return {
+      name: 'claude-cli',
+      ok: false,
+      detail: `${config.agent.claudeBinary} is missing or not executable`,
+      fix: 'run `npm ci` (it installs the pinned @anthropic-ai/claude-code), or set AGENTYARD_CLAUDE_BINARY',
+    };
+  }
+}
+
+/** The composition root: builds every service from the configuration and starts the server. */
+export async function startPlatform(config: Config, logger: Logger): Promise<Platform> {
+  await mkdir(config.dataDir, { recursive: true });
+  const { store, sandboxes, accounts } = buildCore(config, logger);
+  await store.migrate();
+
+  const gateway = createGateway({
+    upstreamUrl: config.model.upstreamUrl,
+    credential: config.model.credential,
+    socketDir: path.join(config.dataDir, 'run', 'gateway'),
+    logger: logger.child({ component: 'gateway' }),
+    onUsage: (usage) => store.recordUsage({ id: newId('use'), ...usage, createdAt: new Date().toISOString() }),
+  });
+  const agents = new AgentsService(store);
+  await agents.installBuiltins([builtinDefaultAgent({ model: config.agent.defaultModel, turnTimeoutSeconds: config.agent.turnTimeoutSeconds })]);
+  const conversations = new ConversationsService({
+    store,
+    sandboxes,
+    gateway,
+    agents,
+    bus: new EventBus(),
+    logger: logger.child({ component: 'runner' }),
+    maxMessageBytes: config.limits.maxMessageBytes,
+    settings: {
+      idleTimeoutMs: config.agent.idleTimeoutSeconds * 1000,
+      maxRetries: config.agent.maxRetries,
+      requestTimeoutMs: config.agent.requestTimeoutMs,
+      interruptGraceMs: 5000,
+      pidsLimit: 512,
+    },
+  });
+  await conversations.recover();
+
+  const readiness = async (): Promise<BackendCheck[]> => {
+    const storeCheck = await store.ping().then(
+      (): BackendCheck => ({ name: 'store', ok: true, detail: config.store.kind }),
+      (): BackendCheck => ({ name: 'store', ok: false, detail: `${config.store.kind} is not answering` }),
+    );
+    const sandboxChecks = await sandboxes.check();
+    return [storeCheck, ...sandboxChecks.filter((check) => check.name !== 'claude-binary'), await checkClaudeBinary(config)];
+  };
+
+  const app = await buildServer({ config, accounts, agents, conversations, readiness, logger });
+  await app.listen({ host: config.host, port: config.port });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  logger.info({ url: `http://${host}:${port}`, store: config.store.kind, sandbox: sandboxes.kind }, 'agentyard is listening');
+
+  return {
+    app,
+    url: `http://${host}:${port}`,
+    store,
+    sandboxes,
+    gateway,
+    accounts,
+    async close() {
+      await app.close();
+      await conversations.close();
+      await sandboxes.close();
+      await gateway.closeAll();
+      await store.close();
+    },
+  };
+}

@@ -1,0 +1,340 @@
+import { randomBytes } from 'node:crypto';
+import { access, mkdir, readFile, rmdir, writeFile, constants } from 'node:fs/promises';
+import path from 'node:path';
+import type { SandboxLimits } from '../core/sandbox.ts';
+import { silentLogger, type Logger } from '../core/logger.ts';
+
+/** The limits a host can enforce through cgroups, and how. */
+export type CgroupController = 'memory' | 'pids' | 'cpu';
+
+export interface CgroupSupport {
+  /** `v1` (one hierarchy per controller), `v2` (unified), or null when no controller is usable. */
+  version: 'v1' | 'v2' | null;
+  /** The controllers whose limits this host lets us write. */
+  controllers: Record<CgroupController, boolean>;
+  /** Directories of the `agentyard` parent cgroup, one per hierarchy in use. */
+  parents: string[];
+  /** Why some controller is not usable, when one is not. */
+  reason?: string;
+}
+
+export interface HostCgroupsOptions {
+  /** Where cgroup file systems are mounted; only used to find v2's unified hierarchy. */
+  root?: string;
+  /** Name of the parent cgroup holding one cgroup per sandbox. */
+  parentName?: string;
+  logger?: Logger;
+}
+
+const controllers: CgroupController[] = ['memory', 'pids', 'cpu'];
+const cpuPeriodMicros = 100_000;
+const noSupport = (reason: string): CgroupSupport => ({
+  version: null,
+  controllers: { memory: false, pids: false, cpu: false },
+  parents: [],
+  reason,
+});
+
+/** Finds which cgroup hierarchies the host lets us write, and creates per-sandbox cgroups in them. */
+export function createHostCgroups(options: HostCgroupsOptions = {}): HostCgroups {
+  return new HostCgroups(options);
+}
+
+export class HostCgroups {
+  private readonly root: string;
+  private readonly parentName: string;
+  private readonly logger: Logger;
+  private support: Promise<CgroupSupport> | undefined;
+  /** v1: controller → directory of the parent cgroup in that controller's hierarchy. */
+  private v1Parents = new Map<CgroupController, string>();
+  private v2Parent: string | undefined;
+
+  constructor(options: HostCgroupsOptions) {
+    this.root = options.root ?? '/sys/fs/cgroup';
+    this.parentName = options.parentName ?? 'agentyard';
+    this.logger = options.logger ?? silentLogger;
+  }
+
+  /** Detects once (creating the parent cgroup and probing a child) what this host supports. */
+  detect(): Promise<CgroupSupport> {
+    this.support ??= this.probe().catch((error: unknown) => noSupport(`cgroup detection failed: ${String(error)}`));
+    return this.support;
+  }
+
+  /** Creates the cgroup of one sandbox with its limits; null when the host has no usable controller. */
+  async create(name: string, limits: SandboxLimits): Promise<SandboxCgroup | null> {
+    const support = await this.detect();
+    if (support.version === null) return null;
+    if (!/^[A-Za-z0-9_.-]{1,200}$/.test(name)) throw new Error(`invalid cgroup name: ${name}`);
+    const cgroup =
+      support.version === 'v2'
+        ? new SandboxCgroup('v2', [{ directory: path.join(this.v2Parent!, name), controllers: enabledOf(support) }])
+        : new SandboxCgroup('v1', this.v1Entries(name));
+    try {
+      await cgroup.make(limits);
+    } catch (error) {
+      await cgroup.remove().catch(() => undefined);
+      throw error;
+    }
+    return cgroup;
+  }
+
+  /** One entry per v1 hierarchy in use; co-mounted controllers share a directory. */
+  private v1Entries(name: string): CgroupEntry[] {
+    const byParent = new Map<string, CgroupController[]>();
+    for (const [controller, parent] of this.v1Parents) byParent.set(parent, [...(byParent.get(parent) ?? []), controller]);
+    return [...byParent].map(([parent, names]) => ({ directory: path.join(parent, name), controllers: names }));
+  }
+
+  private async probe(): Promise<CgroupSupport> {
+    const unified = path.join(this.root, 'cgroup.controllers');
+    if (await exists(unified)) return this.probeV2();
+    return this.probeV1();
+  }
+
+  private async probeV1(): Promise<CgroupSupport> {
+    const mounts = await readV1Mounts();
+    const support = noSupport('');
+    const reasons: string[] = [];
+    for (const controller of controllers) {
+      const mountPoint = mounts.get(controller);
+      if (mountPoint === undefined) {
+        reasons.push(`${controller}: no cgroup v1 hierarchy mounted`);
+        continue;
+      }
+      const parent = path.join(mountPoint, this.parentName);
+      try {
+        await mkdir(parent, { recursive: true });
+        const probe = path.join(parent, `probe-${randomBytes(6).toString('hex')}`);
+        await mkdir(probe);
+        try {
+          await writeLimitV1(probe, controller, { memoryMb: 64, pids: 64, cpus: 1 });
+        } finally {
+          await rmdir(probe).catch(() => undefined);
+        }
+        this.v1Parents.set(controller, parent);
+        support.controllers[controller] = true;
+        support.parents.push(parent);
+      } catch (error) {
+        reasons.push(`${controller}: ${errorMessage(error)}`);
+      }
+    }
+    if (support.parents.length > 0) support.version = 'v1';
+    if (reasons.length > 0) support.reason = reasons.join('; ');
+    else delete support.reason;
+    this.logger.debug({ support }, 'cgroup v1 support detected');
+    return support;
+  }
+
+  private async probeV2(): Promise<CgroupSupport> {
+    const available = (await readFile(path.join(this.root, 'cgroup.controllers'), 'utf8')).split(/\s+/);
+    const parent = path.join(this.root, this.parentName);
+    const reasons: string[] = [];
+    const wanted = controllers.filter((controller) => {
+      if (available.includes(controller)) return true;
+      reasons.push(`${controller}: not in ${this.root}/cgroup.controllers`);
+      return false;
+    });
+    try {
+      await mkdir(parent, { recursive: true });
+    } catch (error) {
+      return noSupport(`cannot create ${parent}: ${errorMessage(error)}`);
+    }
+    const support = noSupport('');
+    for (const controller of wanted) {
+      try {
+        // Both the root and our parent must delegate the controller to their children.
+        await enableController(this.root, controller);
+        await enableController(parent, controller);
+        support.controllers[controller] = true;
+      } catch (error) {
+        reasons.push(`${controller}: ${errorMessage(error)}`);
+      }
+    }
+    const probe = path.join(parent, `probe-${randomBytes(6).toString('hex')}`);
+    try {
+      await mkdir(probe);
+      for (const controller of controllers) {
+        if (support.controllers[controller]) await writeLimitV2(probe, controller, { memoryMb: 64, pids: 64, cpus: 1 });
+      }
+    } catch (error) {
+      return noSupport(`cannot write limits under ${parent}: ${errorMessage(error)}`);
+    } finally {
+      await rmdir(probe).catch(() => undefined);
+    }
+    this.v2Parent = parent;
+    support.version = 'v2';
+    support.parents.push(parent);
+    if (reasons.length > 0) support.reason = reasons.join('; ');
+    else delete support.reason;
+    this.logger.debug({ support }, 'cgroup v2 support detected');
+    return support;
+  }
+}
+
+/** The cgroup (one directory per hierarchy) that every process of one sandbox joins. */
+/** One directory of a sandbox's cgroup and the controllers whose limits are written in it. */
+export interface CgroupEntry {
+  directory: string;
+  controllers: CgroupController[];
+}
+
+/** The cgroup (one directory per hierarchy) that every process of one sandbox joins. */
+export class SandboxCgroup {
+  constructor(
+    readonly version: 'v1' | 'v2',
+    private readonly entries: CgroupEntry[],
+  ) {}
+
+  /** The cgroup's directories: one per v1 hierarchy, or the one v2 directory. */
+  get directories(): string[] {
+    return this.entries.map((entry) => entry.directory);
+  }
+
+  /** The `cgroup.procs` files a process writes its pid into to join the sandbox's cgroup. */
+  get procsFiles(): string[] {
+    return this.directories.map((directory) => path.join(directory, 'cgroup.procs'));
+  }
+
+  async make(limits: SandboxLimits): Promise<void> {
+    for (const { directory, controllers: names } of this.entries) {
+      await mkdir(directory);
+      for (const controller of names) {
+        if (this.version === 'v2') await writeLimitV2(directory, controller, limits);
+        else await writeLimitV1(directory, controller, limits);
+      }
+    }
+  }
+
+  /** Host pids of every process in the cgroup. */
+  async pids(): Promise<number[]> {
+    const all = new Set<number>();
+    for (const file of this.procsFiles) {
+      const text = await readFile(file, 'utf8').catch(() => '');
+      for (const line of text.split('\n')) if (line.trim()) all.add(Number(line));
+    }
+    return [...all];
+  }
+
+  /** SIGKILLs every process in the cgroup until it is empty (v2: cgroup.kill). */
+  async killAll(timeoutMs = 5_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    if (this.version === 'v2') {
+      await writeFile(path.join(this.directories[0]!, 'cgroup.kill'), '1').catch(() => undefined);
+    }
+    for (;;) {
+      const pids = await this.pids();
+      if (pids.length === 0) return;
+      for (const pid of pids) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+      if (Date.now() > deadline) throw new Error(`processes still in cgroup after ${timeoutMs} ms: ${pids.join(' ')}`);
+      await sleep(10);
+    }
+  }
+
+  /** Removes the cgroup's directories; retries while the last processes finish exiting. */
+  async remove(): Promise<void> {
+    for (const directory of this.directories) {
+      for (let attempt = 0; ; attempt += 1) {
+        try {
+          await rmdir(directory);
+          break;
+        } catch (error) {
+          const code = (error as NodeJS.ErrnoException).code;
+          if (code === 'ENOENT') break;
+          if (code !== 'EBUSY' || attempt >= 100) throw error;
+          await sleep(20);
+        }
+      }
+    }
+  }
+}
+
+async function writeLimitV1(directory: string, controller: CgroupController, limits: SandboxLimits): Promise<void> {
+  switch (controller) {
+    case 'memory': {
+      const bytes = String(limits.memoryMb * 1024 * 1024);
+      await writeFile(path.join(directory, 'memory.limit_in_bytes'), bytes);
+      // Without swap accounting the file is absent; with it, the limit must cover swap too.
+      const swap = path.join(directory, 'memory.memsw.limit_in_bytes');
+      if (await exists(swap)) await writeFile(swap, bytes);
+      return;
+    }
+    case 'pids':
+      await writeFile(path.join(directory, 'pids.max'), String(limits.pids));
+      return;
+    case 'cpu':
+      await writeFile(path.join(directory, 'cpu.cfs_period_us'), String(cpuPeriodMicros));
+      await writeFile(path.join(directory, 'cpu.cfs_quota_us'), String(cpuQuota(limits.cpus)));
+      return;
+  }
+}
+
+async function writeLimitV2(directory: string, controller: CgroupController, limits: SandboxLimits): Promise<void> {
+  switch (controller) {
+    case 'memory': {
+      await writeFile(path.join(directory, 'memory.max'), String(limits.memoryMb * 1024 * 1024));
+      const swap = path.join(directory, 'memory.swap.max');
+      if (await exists(swap)) await writeFile(swap, '0');
+      return;
+    }
+    case 'pids':
+      await writeFile(path.join(directory, 'pids.max'), String(limits.pids));
+      return;
+    case 'cpu':
+      await writeFile(path.join(directory, 'cpu.max'), `${cpuQuota(limits.cpus)} ${cpuPeriodMicros}`);
+      return;
+  }
+}
+
+async function enableController(directory: string, controller: CgroupController): Promise<void> {
+  const enabled = (await readFile(path.join(directory, 'cgroup.subtree_control'), 'utf8')).split(/\s+/);
+  if (!enabled.includes(controller)) await writeFile(path.join(directory, 'cgroup.subtree_control'), `+${controller}`);
+}
+
+/** Mount points of the v1 hierarchies holding each controller, from /proc/self/mountinfo. */
+async function readV1Mounts(): Promise<Map<CgroupController, string>> {
+  const mounts = new Map<CgroupController, string>();
+  const text = await readFile('/proc/self/mountinfo', 'utf8');
+  for (const line of text.split('\n')) {
+    const [before, after] = line.split(' - ');
+    if (!before || !after) continue;
+    const [fsType, , superOptions = ''] = after.split(' ');
+    if (fsType !== 'cgroup') continue;
+    const fields = before.split(' ');
+    const mountPoint = fields[4];
+    const readOnly = (fields[5] ?? '').split(',').includes('ro');
+    if (!mountPoint || readOnly) continue;
+    const options = superOptions.split(',');
+    for (const controller of controllers) {
+      if (options.includes(controller) && !mounts.has(controller)) mounts.set(controller, unescapeMountPath(mountPoint));
+    }
+  }
+  return mounts;
+}
+
+const enabledOf = (support: CgroupSupport): CgroupController[] =>
+  controllers.filter((controller) => support.controllers[controller]);
+
+const cpuQuota = (cpus: number): number => Math.max(1_000, Math.round(cpus * cpuPeriodMicros));
+
+const unescapeMountPath = (value: string): string =>
+  value.replace(/\\([0-7]{3})/g, (_match, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+
+const errorMessage = (error: unknown): string => (error instanceof Error ? error.message : String(error));
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await access(file, constants.F_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}

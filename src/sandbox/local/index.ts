@@ -1,0 +1,2 @@
+export { createLocalProvider, LocalProvider, type LimitEnforcement, type LocalProviderOptions } from './local-provider.ts';
+export { LocalSandbox } from './local-sandbox.ts';

@@ -1,0 +1,232 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFile, readlink, rm } from 'node:fs/promises';
+import type { Readable, Writable } from 'node:stream';
+import { AppError } from '../../core/errors.ts';
+import type { Logger } from '../../core/logger.ts';
+import { sandboxPaths, type ExecOptions, type ExecProcess, type ExitStatus, type Sandbox } from '../../core/sandbox.ts';
+import type { SandboxCgroup } from '../cgroups.ts';
+import type { WorkspaceFiles } from '../workspace-files.ts';
+import { agentUser, buildExecArgv, buildLauncherArgv, type LauncherOptions } from './bwrap-args.ts';
+
+/** Everything a LocalSandbox needs once its init is up; the provider gathers it. */
+export interface LocalSandboxInit {
+  id: string;
+  workspaceId: string;
+  gatewayUrl: string;
+  /** The host process the provider spawned (bwrap's outer process); it exits when the sandbox dies. */
+  init: ChildProcess;
+  /** Host pid of the sandbox's pid 1, whose namespaces exec() enters. */
+  initPid: number;
+  /** `pid:[inode]` of the sandbox's pid namespace, to be sure initPid was not reused before killing it. */
+  pidNamespace: string;
+  cgroupNamespace: boolean;
+  cgroup: SandboxCgroup | null;
+  files: WorkspaceFiles;
+  /** Host directory with the sandbox's generated files; deleted on release. */
+  runtimeDir: string;
+  nsenter: string;
+  launcher: LauncherOptions;
+  uid: number;
+  gid: number;
+  logger: Logger;
+  onReleased(sandbox: LocalSandbox): void;
+}
+
+const defaultPath = `${sandboxPaths.bin}:/usr/local/bin:/usr/bin:/bin`;
+/** Variables that would change how the root-run host launcher (sh, prlimit, nsenter) loads code. */
+const hostUnsafeEnv = /^(LD_.*|GCONV_PATH|LOCPATH|NLSPATH|GLIBC_TUNABLES|HOSTALIASES|MALLOC_.*)$/;
+const releaseTimeoutMs = 5_000;
+
+/** One bubblewrap sandbox: a long-lived init holding the namespaces, and processes entered into them. */
+export class LocalSandbox implements Sandbox {
+  readonly id: string;
+  readonly workspaceId: string;
+  readonly gatewayUrl: string;
+  private readonly processes = new Set<LocalExecProcess>();
+  private readonly initExited: Promise<void>;
+  private initAlive = true;
+  private releasing: Promise<void> | undefined;
+
+  constructor(private readonly state: LocalSandboxInit) {
+    this.id = state.id;
+    this.workspaceId = state.workspaceId;
+    this.gatewayUrl = state.gatewayUrl;
+    this.initExited = new Promise((resolve) => {
+      if (state.init.exitCode !== null || state.init.signalCode !== null) resolve();
+      else state.init.once('exit', () => resolve());
+    });
+    void this.initExited.then(() => {
+      this.initAlive = false;
+      if (!this.releasing) state.logger.warn({ sandboxId: this.id }, 'sandbox init exited unexpectedly');
+    });
+  }
+
+  exec(argv: string[], options: ExecOptions = {}): ExecProcess {
+    if (this.releasing) throw new AppError('SANDBOX_UNAVAILABLE', 'sandbox was released');
+    if (!this.initAlive) throw new AppError('SANDBOX_UNAVAILABLE', 'sandbox is no longer running');
+    validateArgv(argv);
+    const cwd = options.cwd ?? sandboxPaths.workspace;
+    if (!cwd.startsWith('/') || cwd.includes('\0')) throw new AppError('BAD_REQUEST', 'cwd must be an absolute path');
+    const command = buildLauncherArgv(
+      buildExecArgv({
+        nsenter: this.state.nsenter,
+        targetPid: this.state.initPid,
+        cgroupNamespace: this.state.cgroupNamespace,
+        cwd,
+        uid: this.state.uid,
+        gid: this.state.gid,
+        argv,
+      }),
+      this.state.launcher,
+    );
+    const child = spawn(command[0]!, command.slice(1), {
+      env: buildEnv(options.env),
+      stdio: [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+      // Its own process group on the host, which the in-sandbox process inherits: SIGKILL reaches both.
+      detached: true,
+    });
+    const execProcess = new LocalExecProcess(child);
+    this.processes.add(execProcess);
+    void execProcess.exited.then(() => this.processes.delete(execProcess));
+    return execProcess;
+  }
+
+  readFile(path: string): Promise<Buffer> {
+    return this.state.files.read(path);
+  }
+
+  writeFile(path: string, data: Buffer | string): Promise<void> {
+    return this.state.files.write(path, data);
+  }
+
+  release(): Promise<void> {
+    this.releasing ??= this.teardown();
+    return this.releasing;
+  }
+
+  private async teardown(): Promise<void> {
+    const { logger, cgroup } = this.state;
+    try {
+      // A dying pid-namespace init takes every process of the namespace with it, double forks included.
+      await this.killInit();
+      await withTimeout(this.initExited, releaseTimeoutMs).catch(() => {
+        if (this.state.init.pid !== undefined) killQuietly(this.state.init.pid);
+      });
+      for (const execProcess of this.processes) execProcess.kill('SIGKILL');
+      if (cgroup) {
+        await cgroup.killAll(releaseTimeoutMs);
+        await cgroup.remove();
+      }
+      await rm(this.state.runtimeDir, { recursive: true, force: true });
+      logger.info({ sandboxId: this.id, workspaceId: this.workspaceId }, 'sandbox released');
+    } catch (error) {
+      logger.error({ sandboxId: this.id, error }, 'sandbox release failed');
+      throw new AppError('INTERNAL', 'sandbox release failed', { sandboxId: this.id }, { cause: error });
+    } finally {
+      this.state.onReleased(this);
+    }
+  }
+
+  private async killInit(): Promise<void> {
+    const namespace = await readlink(`/proc/${this.state.initPid}/ns/pid`).catch(() => null);
+    if (namespace === this.state.pidNamespace) killQuietly(this.state.initPid);
+  }
+}
+
+/** A process entered into a sandbox; the host side is nsenter, which waits for it and mirrors its exit. */
+class LocalExecProcess implements ExecProcess {
+  readonly stdin: Writable | null;
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  readonly exited: Promise<ExitStatus>;
+  private done = false;
+
+  constructor(private readonly child: ChildProcess) {
+    this.stdin = child.stdin;
+    this.stdout = child.stdout!;
+    this.stderr = child.stderr!;
+    // Writing to a process that has exited is not the caller's error to catch.
+    this.stdin?.on('error', () => undefined);
+    this.exited = new Promise((resolve) => {
+      child.once('close', (code, signal) => {
+        this.done = true;
+        resolve({ code, signal });
+      });
+      child.once('error', () => {
+        if (child.pid !== undefined) return;
+        this.done = true;
+        resolve({ code: 127, signal: null });
+      });
+    });
+  }
+
+  kill(signal: NodeJS.Signals = 'SIGTERM'): void {
+    const pid = this.child.pid;
+    if (this.done || pid === undefined) return;
+    if (signal === 'SIGKILL') {
+      killQuietly(-pid, 'SIGKILL');
+      return;
+    }
+    // Other signals go to the process inside (nsenter's only child), so that it may handle them.
+    void innerPid(pid).then((inner) => killQuietly(inner ?? pid, signal));
+  }
+}
+
+/** The host pid of nsenter's child: the process that runs argv inside the sandbox. */
+async function innerPid(nsenterPid: number): Promise<number | null> {
+  const text = await readFile(`/proc/${nsenterPid}/task/${nsenterPid}/children`, 'utf8').catch(() => '');
+  const first = text.trim().split(/\s+/)[0];
+  return first ? Number(first) : null;
+}
+
+/** The complete environment of an exec'd process: what was given, plus PATH, HOME and USER when missing. */
+export function buildEnv(given: Record<string, string> = {}): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [name, value] of Object.entries(given)) {
+    if (name === '' || name.includes('=') || name.includes('\0') || typeof value !== 'string' || value.includes('\0')) {
+      throw new AppError('BAD_REQUEST', `invalid environment variable: ${name}`);
+    }
+    if (hostUnsafeEnv.test(name)) {
+      throw new AppError('BAD_REQUEST', `environment variable ${name} is not allowed in a local sandbox`);
+    }
+    env[name] = value;
+  }
+  env.PATH ??= defaultPath;
+  env.HOME ??= sandboxPaths.home;
+  env.USER ??= agentUser;
+  return env;
+}
+
+function validateArgv(argv: string[]): void {
+  if (!Array.isArray(argv) || argv.length === 0) throw new AppError('BAD_REQUEST', 'argv is empty');
+  for (const argument of argv) {
+    if (typeof argument !== 'string' || argument.includes('\0')) {
+      throw new AppError('BAD_REQUEST', 'argv must be strings without NUL bytes');
+    }
+  }
+  if (argv[0] === '') throw new AppError('BAD_REQUEST', 'argv[0] is empty');
+}
+
+function killQuietly(pid: number, signal: NodeJS.Signals = 'SIGKILL'): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // already gone
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
+}

@@ -1,0 +1,213 @@
+import { constants } from 'node:fs';
+import { open, mkdir, readlink, realpath, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { AppError } from '../core/errors.ts';
+
+export interface WorkspaceFilesOptions {
+  /** Host directory that is the workspace root (mounted at /workspace in the sandbox). */
+  root: string;
+  /** Owner given to files and directories this module creates (the sandbox user). */
+  uid?: number;
+  gid?: number;
+  /** Largest file read or written, in bytes. */
+  maxBytes?: number;
+}
+
+const defaultMaxBytes = 16 * 1024 * 1024;
+const maxNameBytes = 255;
+const maxPathBytes = 4096;
+
+/**
+ * Reads and writes files of a workspace from the host, confined to the workspace root.
+ *
+ * The host runs as root and the workspace is controlled by the sandbox, so any component may be a
+ * symlink the agent planted (an absolute one would resolve against the host's root). Every open is
+ * checked after the fact through /proc/self/fd, so a swap between check and use cannot escape.
+ */
+export function createWorkspaceFiles(options: WorkspaceFilesOptions): WorkspaceFiles {
+  return new WorkspaceFiles(options);
+}
+
+export class WorkspaceFiles {
+  private readonly maxBytes: number;
+
+  constructor(private readonly options: WorkspaceFilesOptions) {
+    this.maxBytes = options.maxBytes ?? defaultMaxBytes;
+  }
+
+  /** Reads a regular file; symlinks are followed only while they stay inside the workspace. */
+  async read(relativePath: string): Promise<Buffer> {
+    const segments = parseWorkspacePath(relativePath);
+    const root = await this.rootReal();
+    let target: string;
+    try {
+      target = await realpath(path.join(root, ...segments));
+    } catch (error) {
+      throw fileError(error, relativePath);
+    }
+    assertInside(root, target, relativePath);
+    let handle: FileHandle;
+    try {
+      handle = await open(target, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    } catch (error) {
+      throw fileError(error, relativePath);
+    }
+    try {
+      await assertHandleInside(root, handle, relativePath);
+      const stats = await handle.stat();
+      if (!stats.isFile()) throw new AppError('BAD_REQUEST', `not a regular file: ${relativePath}`);
+      if (stats.size > this.maxBytes) {
+        throw new AppError('PAYLOAD_TOO_LARGE', `file is larger than ${this.maxBytes} bytes: ${relativePath}`);
+      }
+      return await handle.readFile();
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** Writes a regular file, creating parent directories; refuses to write through a final symlink. */
+  async write(relativePath: string, data: Buffer | string): Promise<void> {
+    const segments = parseWorkspacePath(relativePath);
+    const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+    if (bytes.length > this.maxBytes) {
+      throw new AppError('PAYLOAD_TOO_LARGE', `file is larger than ${this.maxBytes} bytes: ${relativePath}`);
+    }
+    const root = await this.rootReal();
+    const name = segments.at(-1)!;
+    const parent = await this.openParent(root, segments.slice(0, -1), relativePath);
+    let handle: FileHandle;
+    try {
+      // Opened through the verified directory's fd, so the parent cannot be swapped for a symlink meanwhile.
+      handle = await open(
+        `/proc/self/fd/${parent.fd}/${name}`,
+        constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK,
+        0o644,
+      );
+    } catch (error) {
+      throw fileError(error, relativePath);
+    } finally {
+      await parent.close();
+    }
+    try {
+      await assertHandleInside(root, handle, relativePath);
+      const stats = await handle.stat();
+      if (!stats.isFile()) throw new AppError('BAD_REQUEST', `not a regular file: ${relativePath}`);
+      await handle.truncate(0);
+      await handle.writeFile(bytes);
+      await this.chown(handle);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** Opens (creating as needed) the directory holding the target, checking each step stays inside. */
+  private async openParent(root: string, directories: string[], relativePath: string): Promise<FileHandle> {
+    let current = await openDirectory(root, relativePath);
+    try {
+      for (const segment of directories) {
+        const next = `/proc/self/fd/${current.fd}/${segment}`;
+        try {
+          await mkdir(next, { mode: 0o755 });
+          const created = await openDirectory(next, relativePath);
+          await this.chown(created).catch(async (error: unknown) => {
+            await created.close();
+            throw error;
+          });
+          await current.close();
+          current = created;
+          continue;
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw fileError(error, relativePath);
+        }
+        // The segment exists: it may be a directory or a symlink that must resolve inside the workspace.
+        let resolved: string;
+        try {
+          resolved = await realpath(next);
+        } catch (error) {
+          throw fileError(error, relativePath);
+        }
+        assertInside(root, resolved, relativePath);
+        const opened = await openDirectory(resolved, relativePath);
+        await current.close();
+        current = opened;
+        await assertHandleInside(root, current, relativePath);
+      }
+      return current;
+    } catch (error) {
+      await current.close().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  private async chown(handle: FileHandle): Promise<void> {
+    const { uid, gid } = this.options;
+    if (uid !== undefined && gid !== undefined) await handle.chown(uid, gid);
+  }
+
+  private async rootReal(): Promise<string> {
+    try {
+      return await realpath(this.options.root);
+    } catch (error) {
+      throw new AppError('NOT_FOUND', 'workspace not found', undefined, { cause: error });
+    }
+  }
+}
+
+/**
+ * Splits a workspace-relative path into its names. Rejects absolute paths, `..`, NUL bytes, empty
+ * paths and over-long names with BAD_REQUEST.
+ */
+export function parseWorkspacePath(relativePath: string): string[] {
+  if (typeof relativePath !== 'string' || relativePath.length === 0) throw new AppError('BAD_REQUEST', 'path is empty');
+  if (relativePath.includes('\0')) throw new AppError('BAD_REQUEST', 'path contains a NUL byte');
+  if (relativePath.startsWith('/')) throw new AppError('BAD_REQUEST', 'path must be relative to the workspace');
+  if (Buffer.byteLength(relativePath) > maxPathBytes) throw new AppError('BAD_REQUEST', 'path is too long');
+  const segments = relativePath.split('/').filter((segment) => segment !== '' && segment !== '.');
+  if (segments.length === 0) throw new AppError('BAD_REQUEST', 'path names no file');
+  for (const segment of segments) {
+    if (segment === '..') throw new AppError('BAD_REQUEST', 'path may not contain ..');
+    if (Buffer.byteLength(segment) > maxNameBytes) throw new AppError('BAD_REQUEST', 'a name in the path is too long');
+  }
+  return segments;
+}
+
+async function openDirectory(directory: string, relativePath: string): Promise<FileHandle> {
+  try {
+    return await open(directory, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  } catch (error) {
+    throw fileError(error, relativePath);
+  }
+}
+
+function assertInside(root: string, target: string, relativePath: string): void {
+  if (target !== root && !target.startsWith(`${root}/`)) {
+    throw new AppError('BAD_REQUEST', `path leaves the workspace: ${relativePath}`);
+  }
+}
+
+/** Checks where an open file really is, which no later rename or symlink swap can change. */
+async function assertHandleInside(root: string, handle: FileHandle, relativePath: string): Promise<void> {
+  const actual = await readlink(`/proc/self/fd/${handle.fd}`);
+  assertInside(root, actual, relativePath);
+}
+
+function fileError(error: unknown, relativePath: string): AppError {
+  if (error instanceof AppError) return error;
+  const code = (error as NodeJS.ErrnoException).code;
+  switch (code) {
+    case 'ENOENT':
+      return new AppError('NOT_FOUND', `file not found: ${relativePath}`);
+    case 'ELOOP':
+      return new AppError('BAD_REQUEST', `path is a symlink: ${relativePath}`);
+    case 'ENOTDIR':
+      return new AppError('BAD_REQUEST', `a parent in the path is not a directory: ${relativePath}`);
+    case 'EISDIR':
+      return new AppError('BAD_REQUEST', `path is a directory: ${relativePath}`);
+    case 'ENAMETOOLONG':
+      return new AppError('BAD_REQUEST', `path is too long: ${relativePath}`);
+    case 'ENXIO':
+      return new AppError('BAD_REQUEST', `not a regular file: ${relativePath}`);
+    default:
+      return new AppError('INTERNAL', `workspace file operation failed: ${relativePath}`, { code }, { cause: error });
+  }
+}

@@ -1,0 +1,14 @@
+import type { Migration, MigrationProvider } from 'kysely';
+import { initialSchema } from './0001-initial-schema.ts';
+
+/**
+ * Every migration, keyed by name; Kysely applies them in name order. Kept in code rather than
+ * read from a folder so the store works the same under tsx, vitest and any bundler.
+ */
+export const migrations: Record<string, Migration> = {
+  '0001-initial-schema': initialSchema,
+};
+
+export const migrationProvider: MigrationProvider = {
+  getMigrations: async () => migrations,
+};
