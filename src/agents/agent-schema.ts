@@ -8,16 +8,27 @@ export const agentLimitsSchema = z.object({
   turnTimeoutSeconds: z.number().int().min(5).max(24 * 3600),
 });
 
+const fields = {
+  name: z.string().trim().min(1).max(100),
+  description: z.string().max(2000),
+  /** Appended to Claude Code's system prompt. */
+  instructions: z.string().max(100_000),
+  model: z.string().trim().min(1).max(200).regex(/^[A-Za-z0-9._\-[\]:]+$/, 'a model id such as claude-sonnet-5'),
+  allowedTools: z.array(toolName).max(100),
+  disallowedTools: z.array(toolName).max(100),
+  maxTurns: z.number().int().min(1).max(1000).nullable(),
+  limits: agentLimitsSchema,
+};
+
 /** What a user may set on an agent; the API validates bodies with it and the OpenAPI spec shows it. */
 export const agentDefinitionSchema = z.object({
-  name: z.string().trim().min(1).max(100),
-  description: z.string().max(2000).default(''),
-  instructions: z.string().max(100_000).default(''),
-  model: z.string().trim().min(1).max(200).regex(/^[A-Za-z0-9._\-[\]:]+$/, 'a model id such as claude-sonnet-5'),
-  allowedTools: z.array(toolName).max(100).default([]),
-  disallowedTools: z.array(toolName).max(100).default([]),
-  maxTurns: z.number().int().min(1).max(1000).nullable().default(null),
-  limits: agentLimitsSchema,
+  ...fields,
+  description: fields.description.default(''),
+  instructions: fields.instructions.default(''),
+  allowedTools: fields.allowedTools.default([]),
+  disallowedTools: fields.disallowedTools.default([]),
+  maxTurns: fields.maxTurns.default(null),
 });
 
-export const agentPatchSchema = agentDefinitionSchema.partial().extend({ limits: agentLimitsSchema.partial().optional() });
+/** A partial update: only the fields present change (no defaults here, or omitted fields would be reset). */
+export const agentPatchSchema = z.object({ ...fields, limits: agentLimitsSchema.partial() }).partial();

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { access, mkdir, readFile, rmdir, writeFile, constants } from 'node:fs/promises';
+import { access, constants, mkdir, readdir, readFile, rmdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { SandboxLimits } from '../core/sandbox.ts';
 import { silentLogger, type Logger } from '../core/logger.ts';
 
-/** The limits a host can enforce through cgroups, and how. */
+/** A cgroup controller that holds one of the SandboxLimits. */
 export type CgroupController = 'memory' | 'pids' | 'cpu';
 
 export interface CgroupSupport {
@@ -12,8 +12,8 @@ export interface CgroupSupport {
   version: 'v1' | 'v2' | null;
   /** The controllers whose limits this host lets us write. */
   controllers: Record<CgroupController, boolean>;
-  /** Directories of the `agentyard` parent cgroup, one per hierarchy in use. */
-  parents: string[];
+  /** Directory of the `agentyard` parent cgroup holding each usable controller's sandbox cgroups. */
+  parents: Partial<Record<CgroupController, string>>;
   /** Why some controller is not usable, when one is not. */
   reason?: string;
 }
@@ -31,7 +31,7 @@ const cpuPeriodMicros = 100_000;
 const noSupport = (reason: string): CgroupSupport => ({
   version: null,
   controllers: { memory: false, pids: false, cpu: false },
-  parents: [],
+  parents: {},
   reason,
 });
 
@@ -57,8 +57,36 @@ export class HostCgroups {
 
   /** Detects once (creating the parent cgroup and probing a child) what this host supports. */
   detect(): Promise<CgroupSupport> {
-    this.support ??= this.probe().catch((error: unknown) => noSupport(`cgroup detection failed: ${String(error)}`));
+    this.support ??= this.probe().then(
+      async (support) => {
+        await this.pruneStale(support).catch((error: unknown) => this.logger.warn({ error }, 'could not prune stale cgroups'));
+        return support;
+      },
+      (error: unknown) => noSupport(`cgroup detection failed: ${String(error)}`),
+    );
     return this.support;
+  }
+
+  /**
+   * Removes cgroups left by a server that died without releasing (its sandboxes died with it). A live
+   * sandbox's cgroup always holds its init, so only empty ones older than a minute are removed.
+   */
+  private async pruneStale(support: CgroupSupport): Promise<void> {
+    const cutoff = Date.now() - 60_000;
+    for (const parent of new Set(Object.values(support.parents))) {
+      for (const entry of await readdir(parent, { withFileTypes: true })) {
+        if (!entry.isDirectory() || !/^(sbx|probe)[-_]/.test(entry.name)) continue;
+        const directory = path.join(parent, entry.name);
+        try {
+          const [stats, procs] = await Promise.all([stat(directory), readFile(path.join(directory, 'cgroup.procs'), 'utf8')]);
+          if (procs.trim() !== '' || stats.mtimeMs >= cutoff) continue;
+          await rmdir(directory);
+          this.logger.info({ cgroup: directory }, 'removed stale sandbox cgroup');
+        } catch {
+          // another server pruned it, or it came alive: leave it
+        }
+      }
+    }
   }
 
   /** Creates the cgroup of one sandbox with its limits; null when the host has no usable controller. */
@@ -114,12 +142,12 @@ export class HostCgroups {
         }
         this.v1Parents.set(controller, parent);
         support.controllers[controller] = true;
-        support.parents.push(parent);
+        support.parents[controller] = parent;
       } catch (error) {
         reasons.push(`${controller}: ${errorMessage(error)}`);
       }
     }
-    if (support.parents.length > 0) support.version = 'v1';
+    if (this.v1Parents.size > 0) support.version = 'v1';
     if (reasons.length > 0) support.reason = reasons.join('; ');
     else delete support.reason;
     this.logger.debug({ support }, 'cgroup v1 support detected');
@@ -164,7 +192,7 @@ export class HostCgroups {
     }
     this.v2Parent = parent;
     support.version = 'v2';
-    support.parents.push(parent);
+    for (const controller of enabledOf(support)) support.parents[controller] = parent;
     if (reasons.length > 0) support.reason = reasons.join('; ');
     else delete support.reason;
     this.logger.debug({ support }, 'cgroup v2 support detected');
@@ -172,7 +200,6 @@ export class HostCgroups {
   }
 }
 
-/** The cgroup (one directory per hierarchy) that every process of one sandbox joins. */
 /** One directory of a sandbox's cgroup and the controllers whose limits are written in it. */
 export interface CgroupEntry {
   directory: string;

@@ -15,7 +15,7 @@ export interface StreamedEvent {
 export class ApiClient {
   constructor(
     readonly baseUrl: string,
-    private auth: { token: string } | { cookie: string } | null = null,
+    readonly auth: { token: string } | { cookie: string } | null = null,
   ) {}
 
   withToken(token: string): ApiClient {

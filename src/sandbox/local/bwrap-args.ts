@@ -159,11 +159,13 @@ export interface LauncherOptions {
  * Wraps a host command so that it joins the sandbox's cgroup (and takes its rlimits) before it
  * execs: everything it forks, in or out of the sandbox, is then accounted to the sandbox.
  */
-export function buildLauncherArgv(command: string[], options: LauncherOptions): string[] {
+export function buildLauncherArgv(command: string[], options: LauncherOptions, env: Record<string, string> = {}): string[] {
   const prefix: string[] = [];
   if (options.cgroupProcsFiles.length > 0) {
     const joins = options.cgroupProcsFiles.map((file) => `echo $$ > ${shellQuote(file)} || exit 125`);
-    prefix.push(options.shell, '-c', [...joins, 'exec "$@"'].join('\n'), 'agentyard-launch');
+    // sh exports PWD (the host's working directory) on its own: put back exactly what was given.
+    const pwd = env.PWD === undefined ? 'unset PWD' : `export PWD=${shellQuote(env.PWD)}`;
+    prefix.push(options.shell, '-c', [...joins, pwd, 'exec "$@"'].join('\n'), 'agentyard-launch');
   }
   if (options.prlimit) {
     prefix.push(options.prlimit.binary, '--core=0');

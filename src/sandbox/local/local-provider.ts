@@ -153,6 +153,10 @@ export class LocalProvider implements SandboxProvider {
           if (this.live.get(workspaceId) === released) this.live.delete(workspaceId);
         },
       });
+      if (this.closed) {
+        await sandbox.release();
+        throw new AppError('SANDBOX_UNAVAILABLE', 'sandbox provider is closed');
+      }
       this.live.set(workspaceId, sandbox);
       this.logger.info(
         { sandboxId: id, workspaceId, labels: spec.labels, ms: Math.round(performance.now() - startedAt) },
@@ -178,6 +182,7 @@ export class LocalProvider implements SandboxProvider {
 
   async removeWorkspace(workspaceId: string): Promise<void> {
     validateWorkspaceId(workspaceId);
+    if (this.starting.has(workspaceId)) throw new AppError('CONFLICT', `workspace ${workspaceId} has a sandbox starting`);
     await this.live.get(workspaceId)?.release();
     await rm(this.workspacePath(workspaceId), { recursive: true, force: true });
     this.logger.info({ workspaceId }, 'workspace removed');
@@ -216,7 +221,7 @@ export class LocalProvider implements SandboxProvider {
         name: `limits.${limit}`,
         ok,
         detail: ok
-          ? `${mechanism} under ${support.parents.join(', ')}`
+          ? `${mechanism} under ${support.parents[limit]}`
           : `${mechanism === 'none' ? 'not enforced' : `${mechanism} only (shared by every sandbox of uid ${this.uid})`}${support.reason ? `: ${support.reason}` : ''}`,
         ...(ok ? {} : { fix: cgroupFix(limit) }),
       });
@@ -244,7 +249,7 @@ export class LocalProvider implements SandboxProvider {
       return Promise.resolve({
         version: null,
         controllers: { memory: false, pids: false, cpu: false },
-        parents: [],
+        parents: {},
         reason: 'cgroups disabled by configuration',
       });
     }

@@ -57,8 +57,16 @@ export class LocalSandbox implements Sandbox {
     });
     void this.initExited.then(() => {
       this.initAlive = false;
-      if (!this.releasing) state.logger.warn({ sandboxId: this.id }, 'sandbox init exited unexpectedly');
+      if (this.releasing) return;
+      // Without its init the sandbox is gone: free what is left, so the workspace can be acquired again.
+      state.logger.warn({ sandboxId: this.id, workspaceId: this.workspaceId }, 'sandbox init exited unexpectedly');
+      this.release().catch(() => undefined);
     });
+  }
+
+  /** Host pid of the sandbox's pid 1 (for operators and tests). */
+  get initPid(): number {
+    return this.state.initPid;
   }
 
   exec(argv: string[], options: ExecOptions = {}): ExecProcess {
@@ -67,6 +75,7 @@ export class LocalSandbox implements Sandbox {
     validateArgv(argv);
     const cwd = options.cwd ?? sandboxPaths.workspace;
     if (!cwd.startsWith('/') || cwd.includes('\0')) throw new AppError('BAD_REQUEST', 'cwd must be an absolute path');
+    const env = buildEnv(options.env);
     const command = buildLauncherArgv(
       buildExecArgv({
         nsenter: this.state.nsenter,
@@ -78,9 +87,10 @@ export class LocalSandbox implements Sandbox {
         argv,
       }),
       this.state.launcher,
+      env,
     );
     const child = spawn(command[0]!, command.slice(1), {
-      env: buildEnv(options.env),
+      env,
       stdio: [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
       // Its own process group on the host, which the in-sandbox process inherits: SIGKILL reaches both.
       detached: true,
@@ -172,11 +182,16 @@ class LocalExecProcess implements ExecProcess {
   }
 }
 
-/** The host pid of nsenter's child: the process that runs argv inside the sandbox. */
+/** The host pid of nsenter's child: the process that runs argv inside the sandbox (just spawned: wait for it). */
 async function innerPid(nsenterPid: number): Promise<number | null> {
-  const text = await readFile(`/proc/${nsenterPid}/task/${nsenterPid}/children`, 'utf8').catch(() => '');
-  const first = text.trim().split(/\s+/)[0];
-  return first ? Number(first) : null;
+  for (let attempt = 0; attempt < 50; attempt += 1) {
+    const text = await readFile(`/proc/${nsenterPid}/task/${nsenterPid}/children`, 'utf8').catch(() => null);
+    if (text === null) return null;
+    const first = text.trim().split(/\s+/)[0];
+    if (first) return Number(first);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  return null;
 }
 
 /** The complete environment of an exec'd process: what was given, plus PATH, HOME and USER when missing. */

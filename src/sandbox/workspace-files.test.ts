@@ -1,0 +1,85 @@
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createWorkspaceFiles, parseWorkspacePath, type WorkspaceFiles } from './workspace-files.ts';
+
+describe('WorkspaceFiles', () => {
+  let base: string;
+  let root: string;
+  let files: WorkspaceFiles;
+
+  beforeEach(async () => {
+    base = await mkdtemp(path.join(tmpdir(), 'agentyard-files-'));
+    root = path.join(base, 'workspace');
+    await mkdir(root);
+    await writeFile(path.join(base, 'outside.txt'), 'host secret');
+    files = createWorkspaceFiles({ root, uid: 64000, gid: 64000, maxBytes: 1024 });
+  });
+
+  afterEach(async () => {
+    await rm(base, { recursive: true, force: true });
+  });
+
+  it('parses relative paths and rejects absolute ones, .., NUL bytes and over-long names', () => {
+    expect(parseWorkspacePath('./a//b/c.txt')).toEqual(['a', 'b', 'c.txt']);
+    for (const bad of ['', '.', '/etc/passwd', '../x', 'a/../b', 'a\0b', `${'n'.repeat(256)}`, `${'d/'.repeat(2100)}x`]) {
+      expect(() => parseWorkspacePath(bad), JSON.stringify(bad.slice(0, 20))).toThrow(expect.objectContaining({ code: 'BAD_REQUEST' }));
+    }
+  });
+
+  it('writes files and their new parent directories owned by the sandbox user', async () => {
+    await files.write('a/b/c.txt', 'hello');
+    expect(await readFile(path.join(root, 'a/b/c.txt'), 'utf8')).toBe('hello');
+    for (const created of ['a', 'a/b', 'a/b/c.txt']) {
+      const stats = await stat(path.join(root, created));
+      expect([stats.uid, stats.gid], created).toEqual([64000, 64000]);
+    }
+    await files.write('a/b/c.txt', 'hi');
+    expect((await files.read('a/b/c.txt')).toString()).toBe('hi');
+  });
+
+  it('follows symlinks that stay inside the workspace', async () => {
+    await mkdir(path.join(root, 'real'));
+    await writeFile(path.join(root, 'real/file.txt'), 'inside');
+    await symlink('real', path.join(root, 'alias'));
+    await symlink('real/file.txt', path.join(root, 'file-link'));
+    expect((await files.read('alias/file.txt')).toString()).toBe('inside');
+    expect((await files.read('file-link')).toString()).toBe('inside');
+    await files.write('alias/new.txt', 'through a directory link');
+    expect(await readFile(path.join(root, 'real/new.txt'), 'utf8')).toBe('through a directory link');
+  });
+
+  it('refuses symlinks that lead outside, and never writes through a final symlink', async () => {
+    await symlink(path.join(base, 'outside.txt'), path.join(root, 'absolute'));
+    await symlink('../outside.txt', path.join(root, 'relative'));
+    await symlink(base, path.join(root, 'up'));
+    await symlink('real.txt', path.join(root, 'dangling'));
+    for (const escape of ['absolute', 'relative', 'up/outside.txt']) {
+      await expect(files.read(escape), escape).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    }
+    for (const escape of ['absolute', 'relative', 'up/outside.txt', 'up/planted.txt', 'dangling']) {
+      await expect(files.write(escape, 'pwned'), escape).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    }
+    expect(await readFile(path.join(base, 'outside.txt'), 'utf8')).toBe('host secret');
+    expect(await stat(path.join(base, 'planted.txt')).catch(() => null)).toBeNull();
+    expect(await stat(path.join(root, 'real.txt')).catch(() => null)).toBeNull();
+  });
+
+  it('refuses FIFOs and directories without blocking', async () => {
+    execFileSync('mkfifo', [path.join(root, 'pipe')]);
+    await mkdir(path.join(root, 'dir'));
+    await expect(files.read('pipe')).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    await expect(files.write('pipe', 'x')).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    await expect(files.read('dir')).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    await expect(files.write('dir', 'x')).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+  });
+
+  it('answers NOT_FOUND for missing files and PAYLOAD_TOO_LARGE beyond the size limit', async () => {
+    await expect(files.read('missing.txt')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(files.write('big.bin', Buffer.alloc(1025))).rejects.toMatchObject({ code: 'PAYLOAD_TOO_LARGE' });
+    await writeFile(path.join(root, 'big.bin'), Buffer.alloc(1025));
+    await expect(files.read('big.bin')).rejects.toMatchObject({ code: 'PAYLOAD_TOO_LARGE' });
+  });
+});

@@ -1,0 +1,84 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApiClient, untilTurnEnded } from '../support/api-client.ts';
+import { platformSecret } from '../support/platform.ts';
+import { startScriptedModel, text, type ScriptedModel } from '../support/scripted-model.ts';
+import { killServer, startServerProcess, type ServerProcess } from '../support/server-process.ts';
+
+/** Host pids of processes inside this data dir's sandboxes: their mount tables show its workspaces. */
+function sandboxProcesses(dataDir: string): string[] {
+  return readdirSync('/proc').filter((pid) => {
+    if (!/^\d+$/.test(pid)) return false;
+    try {
+      return readFileSync(`/proc/${pid}/mountinfo`, 'utf8').includes(dataDir);
+    } catch {
+      return false; // the process ended while we looked
+    }
+  });
+}
+
+describe('a server killed during a turn', () => {
+  let model: ScriptedModel;
+  let dataDir: string;
+  let server: ServerProcess | null = null;
+
+  beforeAll(async () => {
+    model = await startScriptedModel();
+    dataDir = await mkdtemp(path.join(tmpdir(), 'agentyard-restart-'));
+  });
+  afterAll(async () => {
+    if (server) await killServer(server, 'SIGTERM');
+    await model?.close();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  const env = (): Record<string, string> => ({
+    AGENTYARD_DATA_DIR: dataDir,
+    ANTHROPIC_BASE_URL: model.url,
+    ANTHROPIC_API_KEY: platformSecret,
+    AGENTYARD_MODEL_MAX_RETRIES: '0',
+  });
+
+  it('keeps every persisted event, marks the turn interrupted, and resumes the same Claude session', async () => {
+    server = await startServerProcess(env());
+    const alice = await new ApiClient(server.url).registerWithToken('alice@example.com');
+    const { body: conversation } = await alice.request('POST', '/api/conversations', {});
+    const first = await alice.request('POST', `/api/conversations/${conversation.id}/messages`, { text: 'SCN_SLOW remember the word PINEAPPLE' });
+
+    const seen = await alice.readEvents(conversation.id, { until: (events) => events.filter((event) => event.event === 'message.delta').length >= 3 });
+    const sessionBefore = model.requests.find((request) => request.path.startsWith('/v1/messages'))!.headers['x-claude-code-session-id'];
+    expect(sessionBefore).toBeTruthy();
+
+    expect(sandboxProcesses(dataDir).length).toBeGreaterThan(0);
+    await killServer(server, 'SIGKILL');
+    server = null;
+    // The sandbox and its agent die with the server: nothing is left running.
+    await expect.poll(() => sandboxProcesses(dataDir), { timeout: 5000 }).toEqual([]);
+
+    server = await startServerProcess(env());
+    const again = new ApiClient(server.url, alice.auth);
+    const replay = await again.readEvents(conversation.id, { until: untilTurnEnded(first.body.turnId) });
+    // Everything the client saw before the kill is intact, in order, with the same ids.
+    expect(replay.slice(0, seen.length)).toEqual(seen);
+    const ended = replay.at(-1)!;
+    expect(ended.data).toMatchObject({ turnId: first.body.turnId, status: 'interrupted', error: { code: 'SERVER_RESTARTED' } });
+    const detail = await again.request('GET', `/api/conversations/${conversation.id}`);
+    expect(detail.body.turns[0]).toMatchObject({ id: first.body.turnId, status: 'interrupted' });
+
+    model.setScript((request) => text(`the word was ${/PINEAPPLE/.test(JSON.stringify(request.body.messages)) ? 'PINEAPPLE' : 'unknown'}`));
+    const requestsBefore = model.requests.length;
+    const followUp = await again.request('POST', `/api/conversations/${conversation.id}/messages`, { text: 'what was the word?' });
+    const events = await again.readEvents(conversation.id, { after: ended.id!, until: untilTurnEnded(followUp.body.turnId) });
+    expect(events.at(-1)!.data).toMatchObject({ status: 'completed' });
+    expect(events.find((event) => event.event === 'message.completed')!.data.text).toBe('the word was PINEAPPLE');
+
+    // The resumed CLI sent the earlier messages under the same Claude session id.
+    const resumed = model.requests.slice(requestsBefore).filter((request) => request.path.startsWith('/v1/messages'));
+    expect(resumed.length).toBeGreaterThan(0);
+    expect(resumed[0]!.headers['x-claude-code-session-id']).toBe(sessionBefore);
+    expect(JSON.stringify(resumed[0]!.body)).toContain('remember the word PINEAPPLE');
+  });
+});

@@ -1,0 +1,176 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ApiClient, untilTurnEnded } from '../support/api-client.ts';
+import { platformSecret, startTestPlatform, type TestPlatform } from '../support/platform.ts';
+import { error, text } from '../support/scripted-model.ts';
+
+/** Host pids of the Claude CLI processes running in this platform's sandboxes. */
+function claudeProcesses(dataDir: string): number[] {
+  return readdirSync('/proc')
+    .filter((pid) => /^\d+$/.test(pid))
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'claude' && readFileSync(`/proc/${pid}/mountinfo`, 'utf8').includes(dataDir);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+describe('upstream failures', () => {
+  // The platform's default retry budget: failures must still reach the user within seconds.
+  let test: TestPlatform;
+  let alice: ApiClient;
+  beforeAll(async () => {
+    test = await startTestPlatform({ env: { AGENTYARD_MODEL_MAX_RETRIES: '2' } });
+    alice = await test.api.registerWithToken('alice@example.com');
+  });
+  afterAll(() => test?.close());
+
+  it.each([401, 429, 500])('turns an upstream %i into a clear error event within seconds, and the conversation goes on', async (status) => {
+    // The CLI folds a failed prompt into the next user turn, so the script keys on the recovery message.
+    test.model.setScript((request) =>
+      request.lastUserText.includes('all good now') ? text('recovered') : error(status, { message: `scripted ${status}`, ...(status === 429 ? { retryAfter: 1 } : {}) }),
+    );
+    const { body: conversation } = await alice.request('POST', '/api/conversations', {});
+    const started = Date.now();
+    const sent = await alice.request('POST', `/api/conversations/${conversation.id}/messages`, { text: 'fail please' });
+    const events = await alice.readEvents(conversation.id, { until: untilTurnEnded(sent.body.turnId), timeoutMs: 30_000 });
+    const elapsed = Date.now() - started;
+    expect(elapsed).toBeLessThan(15_000);
+
+    const errorEvent = events.find((event) => event.event === 'error')!;
+    expect(errorEvent.data).toMatchObject({ turnId: sent.body.turnId, code: 'UPSTREAM_ERROR' });
+    expect(errorEvent.data.message).toContain(`HTTP ${status}`);
+    expect(errorEvent.data.message).not.toContain(platformSecret);
+    expect(events.at(-1)!.data).toMatchObject({ status: 'failed', error: { code: 'UPSTREAM_ERROR' } });
+
+    const next = await alice.request('POST', `/api/conversations/${conversation.id}/messages`, { text: 'all good now' });
+    const after = await alice.readEvents(conversation.id, { after: events.at(-1)!.id!, until: untilTurnEnded(next.body.turnId) });
+    expect(after.at(-1)!.data.status).toBe('completed');
+    expect(after.find((event) => event.event === 'message.completed')!.data.text).toBe('recovered');
+    // Retries happened (the default budget), yet the error arrived in seconds.
+    expect(test.model.requests.filter((request) => JSON.stringify(request.body ?? '').includes('fail please')).length).toBeGreaterThanOrEqual(2);
+  });
+});
+
+describe('turn deadlines and idle processes', () => {
+  let test: TestPlatform;
+  let alice: ApiClient;
+  beforeAll(async () => {
+    test = await startTestPlatform({ env: { AGENTYARD_IDLE_TIMEOUT_SECONDS: '2' } });
+    alice = await test.api.registerWithToken('alice@example.com');
+  });
+  afterAll(() => test?.close());
+
+  const slowAgent = async (): Promise<string> => {
+    const agent = await alice.request('POST', '/api/agents', {
+      name: 'quick deadline',
+      model: 'claude-sonnet-5',
+      limits: { memoryMb: 1024, cpus: 1, turnTimeoutSeconds: 5 },
+    });
+    expect(agent.status).toBe(201);
+    return agent.body.id;
+  };
+
+  it('interrupts a turn at its deadline and the conversation goes on', async () => {
+    const agentId = await slowAgent();
+    const { body: conversation } = await alice.request('POST', '/api/conversations', { agentId });
+    test.model.setScript((request) =>
+      request.lastUserText.includes('forever') ? text(Array.from({ length: 60 }, (_, index) => `part${index} `), { delayMs: 250 }) : text('quick answer'),
+    );
+    const sent = await alice.request('POST', `/api/conversations/${conversation.id}/messages`, { text: 'talk forever' });
+    const events = await alice.readEvents(conversation.id, { until: untilTurnEnded(sent.body.turnId), timeoutMs: 30_000 });
+    const ended = events.at(-1)!.data;
+    expect(ended).toMatchObject({ status: 'timed_out', error: { code: 'TIMEOUT' } });
+    expect(ended.durationMs).toBeGreaterThanOrEqual(5000);
+    expect(ended.durationMs).toBeLessThan(9000);
+
+    const next = await alice.request('POST', `/api/conversations/${conversation.id}/messages`, { text: 'now be quick' });
+    const after = await alice.readEvents(conversation.id, { after: events.at(-1)!.id!, until: untilTurnEnded(next.body.turnId) });
+    expect(after.at(-1)!.data.status).toBe('completed');
+    test.model.setScript(null);
+  });
+
+  it('kills a CLI that does not answer the interrupt', async () => {
+    const agentId = await slowAgent();
+    const { body: conversation } = await alice.request('POST', '/api/conversations', { agentId });
+    test.model.setScript(() => text(Array.from({ length: 80 }, (_, index) => `part${index} `), { delayMs: 250 }));
+    const sent = await alice.request('POST', `/api/conversations/${conversation.id}/messages`, { text: 'stall' });
+    await alice.readEvents(conversation.id, { until: (events) => events.some((event) => event.event === 'message.delta') });
+    const pids = claudeProcesses(test.dataDir);
+    expect(pids.length).toBeGreaterThan(0);
+    // A stopped process cannot answer the interrupt; only the kill that follows it can end the turn.
+    for (const pid of pids) process.kill(pid, 'SIGSTOP');
+    const events = await alice.readEvents(conversation.id, { until: untilTurnEnded(sent.body.turnId), timeoutMs: 30_000 });
+    expect(events.at(-1)!.data).toMatchObject({ status: 'timed_out', error: { code: 'TIMEOUT' } });
+    expect(events.at(-1)!.data.durationMs).toBeGreaterThanOrEqual(10_000 - 500);
+    await expect.poll(() => pids.filter((pid) => claudeProcesses(test.dataDir).includes(pid)), { timeout: 5000 }).toEqual([]);
+    test.model.setScript(null);
+  });
+
+  it('stops an idle CLI process and resumes the same Claude session on the next message', async () => {
+    const { body: conversation } = await alice.request('POST', '/api/conversations', {});
+    const first = await alice.request('POST', `/api/conversations/${conversation.id}/messages`, { text: 'remember MANGO' });
+    const events = await alice.readEvents(conversation.id, { until: untilTurnEnded(first.body.turnId) });
+    const session = test.model.requests.filter((request) => JSON.stringify(request.body).includes('remember MANGO')).at(-1)!.headers['x-claude-code-session-id'];
+
+    const before = new Set(claudeProcesses(test.dataDir));
+    expect(before.size).toBeGreaterThan(0);
+    await expect.poll(() => claudeProcesses(test.dataDir).filter((pid) => before.has(pid)), { timeout: 10_000, interval: 250 }).toEqual([]);
+
+    const requestsBefore = test.model.requests.length;
+    const second = await alice.request('POST', `/api/conversations/${conversation.id}/messages`, { text: 'which fruit?' });
+    const after = await alice.readEvents(conversation.id, { after: events.at(-1)!.id!, until: untilTurnEnded(second.body.turnId) });
+    expect(after.at(-1)!.data.status).toBe('completed');
+    const resumed = test.model.requests.slice(requestsBefore).find((request) => request.path.startsWith('/v1/messages'))!;
+    expect(resumed.headers['x-claude-code-session-id']).toBe(session);
+    expect(JSON.stringify(resumed.body)).toContain('remember MANGO');
+  });
+});
+
+describe('agent definitions reach the CLI', () => {
+  let test: TestPlatform;
+  beforeAll(async () => {
+    test = await startTestPlatform();
+  });
+  afterAll(() => test?.close());
+
+  it('runs with the agent’s model, instructions and tool limits', async () => {
+    const alice = await test.api.registerWithToken('alice@example.com');
+    const agent = await alice.request('POST', '/api/agents', {
+      name: 'reviewer',
+      description: 'reviews code',
+      instructions: 'You are the BANANA-REVIEWER agent.',
+      model: 'claude-opus-4-8',
+      disallowedTools: ['WebFetch', 'Write'],
+      maxTurns: 4,
+      limits: { memoryMb: 768, cpus: 0.5, turnTimeoutSeconds: 60 },
+    });
+    expect(agent.status).toBe(201);
+    const { body: conversation } = await alice.request('POST', '/api/conversations', { agentId: agent.body.id });
+    const sent = await alice.request('POST', `/api/conversations/${conversation.id}/messages`, { text: 'hello reviewer' });
+    await alice.readEvents(conversation.id, { until: untilTurnEnded(sent.body.turnId) });
+
+    const request = test.model.requests.filter((entry) => JSON.stringify(entry.body).includes('hello reviewer')).at(-1)!;
+    const body = request.body as { model: string; system: unknown; tools: { name: string }[] };
+    expect(body.model).toBe('claude-opus-4-8');
+    expect(JSON.stringify(body.system)).toContain('You are the BANANA-REVIEWER agent.');
+    const tools = body.tools.map((tool) => tool.name);
+    expect(tools).toContain('Bash');
+    expect(tools).not.toContain('WebFetch');
+    expect(tools).not.toContain('Write');
+  });
+
+  it('surfaces a model error that is not retried as a failed turn', async () => {
+    const bob = await test.api.registerWithToken('bob@example.com');
+    const { body: conversation } = await bob.request('POST', '/api/conversations', {});
+    test.model.setScript(() => error(400, { type: 'invalid_request_error', message: 'prompt is malformed' }));
+    const sent = await bob.request('POST', `/api/conversations/${conversation.id}/messages`, { text: 'hi' });
+    const events = await bob.readEvents(conversation.id, { until: untilTurnEnded(sent.body.turnId) });
+    test.model.setScript(null);
+    expect(events.at(-1)!.data).toMatchObject({ status: 'failed', error: { code: 'UPSTREAM_ERROR' } });
+    expect(events.at(-1)!.data.error.message).toMatch(/400/);
+  });
+});
