@@ -32,6 +32,8 @@ import { formatBytes, formatMs, summarize, table, type Summary } from './stats.t
 
 const model = 'claude-sonnet-5';
 const turnTimeoutMs = 120_000;
+/** Rounds of N live conversations for the memory figures (the first includes one-off growth). */
+const memoryRounds = 2;
 
 const print = (line = ''): void => void process.stdout.write(`${line}\n`);
 const progress = (line: string): void => void process.stderr.write(`${line}\n`);
@@ -158,6 +160,8 @@ async function startBenchPlatform(options: { dataDir: string; modelUrl: string }
 
 interface TimedTurn {
   firstDeltaMs: number;
+  /** POST → `turn.started` on the stream: the server's part before the message is written to the CLI. */
+  startedMs: number;
   /** Date.now() at the POST and at the first delta, to line up with log records. */
   postedEpoch: number;
   firstDeltaEpoch: number;
@@ -170,8 +174,16 @@ interface TimedTurn {
  * and returns the time from the POST to the first `message.delta`; waits for the turn to end.
  */
 async function timeTurn(api: ApiClient, conversationId: string, after: number, text: string): Promise<TimedTurn> {
-  const state: { postedAt: number; postedEpoch: number; firstDeltaAt: number | null; firstDeltaEpoch: number; posting: Promise<ApiResponse> | null } = {
+  const state: {
+    postedAt: number;
+    postedEpoch: number;
+    startedAt: number | null;
+    firstDeltaAt: number | null;
+    firstDeltaEpoch: number;
+    posting: Promise<ApiResponse> | null;
+  } = {
     postedAt: 0,
+    startedAt: null,
     postedEpoch: 0,
     firstDeltaAt: null,
     firstDeltaEpoch: 0,
@@ -192,6 +204,7 @@ async function timeTurn(api: ApiClient, conversationId: string, after: number, t
         return false;
       }
       const latest = received.at(-1);
+      if (latest?.event === 'turn.started') state.startedAt ??= now;
       if (latest?.event === 'message.delta' && state.firstDeltaAt === null) {
         state.firstDeltaAt = now;
         state.firstDeltaEpoch = Date.now();
@@ -212,6 +225,7 @@ async function timeTurn(api: ApiClient, conversationId: string, after: number, t
   }
   return {
     firstDeltaMs: state.firstDeltaAt - state.postedAt,
+    startedMs: (state.startedAt ?? Number.NaN) - state.postedAt,
     postedEpoch: state.postedEpoch,
     firstDeltaEpoch: state.firstDeltaEpoch,
     lastSeq: ended.id ?? after,
@@ -348,6 +362,28 @@ function splitStages(timed: TimedTurn, conversationId: string, logs: LogRecord[]
   };
 }
 
+/**
+ * The platform's way of running the CLI (stream-json on stdin, a fresh HOME) but on the host, without a
+ * sandbox or gateway: spawn → first text delta. Separates the sandbox's cost from the CLI mode's.
+ */
+async function timeHostStreamJsonCli(options: { baseUrl: string; home: string; cwd: string; prompt: string }): Promise<number> {
+  await mkdir(options.home, { recursive: true });
+  const run = await runClaude({
+    baseUrl: options.baseUrl,
+    home: options.home,
+    cwd: options.cwd,
+    prompts: [options.prompt],
+    env: { DISABLE_AUTOUPDATER: '1', LANG: 'C.UTF-8', TERM: 'dumb' },
+    timeoutMs: turnTimeoutMs,
+  });
+  const first = run.events.find(({ event }) => {
+    const inner = event.event as { type?: string; delta?: { type?: string } } | undefined;
+    return event.type === 'stream_event' && inner?.type === 'content_block_delta' && inner.delta?.type === 'text_delta';
+  });
+  if (run.exitCode !== 0 || !first) throw new Error(`host stream-json CLI failed (exit ${run.exitCode}): ${run.stderr.slice(-2000)}`);
+  return first.atMs;
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Processes and memory
 
@@ -414,16 +450,32 @@ function garbageCollector(): { gc: () => void; source: string } {
 interface MemorySample {
   rss: number;
   heapUsed: number;
+  /** V8's committed heap: RSS swings with it, not with what is in use. */
+  heapTotal: number;
+  /** Memory outside the V8 heap held by JS objects (buffers, sockets). */
+  external: number;
 }
 
+/** The median of three readings, each after a full GC, once the process has been left alone for a second. */
 async function settledMemory(gc: () => void): Promise<MemorySample> {
   for (let round = 0; round < 3; round++) {
     gc();
     await delay(300);
   }
-  gc();
-  const usage = process.memoryUsage();
-  return { rss: usage.rss, heapUsed: usage.heapUsed };
+  const samples: MemorySample[] = [];
+  for (let round = 0; round < 3; round++) {
+    gc();
+    const usage = process.memoryUsage();
+    samples.push({ rss: usage.rss, heapUsed: usage.heapUsed, heapTotal: usage.heapTotal, external: usage.external });
+    await delay(200);
+  }
+  const median = (pick: (sample: MemorySample) => number): number => samples.map(pick).sort((a, b) => a - b)[1]!;
+  return {
+    rss: median((sample) => sample.rss),
+    heapUsed: median((sample) => sample.heapUsed),
+    heapTotal: median((sample) => sample.heapTotal),
+    external: median((sample) => sample.external),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -462,38 +514,79 @@ async function main(): Promise<void> {
     const api = await new ApiClient(platform.url).registerWithToken('bench@example.com');
     const baseUrl = modelProcess.url;
 
-    // Warm-up (excluded): one conversation with a few follow-ups, and one bare CLI run.
-    progress(`warm-up: 1 new conversation + ${options.warmup} follow-ups, ${Math.max(1, options.warmup)} bare CLI run(s)`);
-    const live = await createConversation(api, 'follow-ups');
-    let liveSeq = (await timeTurn(api, live, 0, 'warm-up first message')).lastSeq;
-    for (let index = 0; index < options.warmup; index++) liveSeq = (await timeTurn(api, live, liveSeq, `warm-up follow-up ${index}`)).lastSeq;
+    // Warm-up (excluded): a conversation with a few follow-ups, and bare CLI runs.
+    progress(`warm-up: 1 new conversation + ${options.warmup} follow-ups, ${Math.max(1, options.warmup)} bare CLI run(s) of each kind`);
+    const warmUp = await createConversation(api, 'warm-up');
+    let warmUpSeq = (await timeTurn(api, warmUp, 0, 'warm-up first message')).lastSeq;
+    for (let index = 0; index < options.warmup; index++) warmUpSeq = (await timeTurn(api, warmUp, warmUpSeq, `warm-up follow-up ${index}`)).lastSeq;
     for (let index = 0; index < Math.max(1, options.warmup); index++) {
       await runBareCli({ baseUrl, home: bareHome, cwd: bareCwd, prompt: `warm-up ${index}` });
+      await timeHostStreamJsonCli({ baseUrl, home: path.join(root, `warm-up-home-${index}`), cwd: bareCwd, prompt: `warm-up ${index}` });
     }
+    await deleteConversation(api, warmUp);
+
+    // Memory first, while this process has little garbage: 0 live conversations, N, then 0 again.
+    progress(`measuring: memory with 0, ${options.liveConversations} and again 0 live conversations`);
+    const noClaude = async (): Promise<void> => {
+      const leftOver = await waitForClaudeCount(0, 15_000);
+      if (leftOver.length) throw new Error(`${leftOver.length} CLI processes still running with no live conversation`);
+    };
+    await noClaude();
+    const memory: { label: string; sample: MemorySample }[] = [{ label: '0 live conversations', sample: await settledMemory(gc) }];
+    let claudes: ProcessInfo[] = [];
+    let others: ProcessInfo[] = [];
+    for (let round = 1; round <= memoryRounds; round++) {
+      const liveIds: string[] = [];
+      for (let index = 0; index < options.liveConversations; index++) {
+        const conversationId = await createConversation(api, `live ${round}.${index}`);
+        liveIds.push(conversationId);
+        await timeTurn(api, conversationId, 0, `hello ${index}`);
+      }
+      claudes = await waitForClaudeCount(options.liveConversations, 15_000);
+      memory.push({ label: `${options.liveConversations} live (round ${round})`, sample: await settledMemory(gc) });
+      // Besides the CLIs: the sandboxes' own processes. Left out: the model process and tsx's esbuild service.
+      const modelPids = new Set([modelProcess.pid, ...(await descendants(modelProcess.pid)).map((info) => info.pid)]);
+      others = (await descendants(process.pid)).filter((info) => !isClaude(info) && !modelPids.has(info.pid) && info.name !== 'esbuild');
+      for (const conversationId of liveIds) await deleteConversation(api, conversationId);
+      await noClaude();
+      memory.push({ label: `0 again (round ${round}, after deleting them)`, sample: await settledMemory(gc) });
+    }
+
+    // The conversation for follow-ups, warmed up (excluded).
+    const live = await createConversation(api, 'follow-ups');
+    let liveSeq = (await timeTurn(api, live, 0, 'first message')).lastSeq;
+    for (let index = 0; index < options.warmup; index++) liveSeq = (await timeTurn(api, live, liveSeq, `warm-up follow-up ${index}`)).lastSeq;
 
     // 1 and 3, interleaved so that background load affects both alike.
     progress(`measuring: ${options.newConversations} new conversations interleaved with ${options.bareRuns} bare claude -p runs`);
     const newConversation: number[] = [];
-    const stages: NewConversationStages[] = [];
+    const stages: (NewConversationStages & { total: number })[] = [];
     const bare: BareRun[] = [];
+    const hostStreamJson: number[] = [];
     for (let index = 0; index < Math.max(options.newConversations, options.bareRuns); index++) {
       if (index < options.newConversations) {
         const conversationId = await createConversation(api, `new ${index}`);
         const timed = await timeTurn(api, conversationId, 0, `first message ${index}`);
         newConversation.push(timed.firstDeltaMs);
         const split = splitStages(timed, conversationId, logs);
-        if (split) stages.push(split);
+        if (split) stages.push({ ...split, total: timed.firstDeltaMs });
         await deleteConversation(api, conversationId);
       }
-      if (index < options.bareRuns) bare.push(await runBareCli({ baseUrl, home: bareHome, cwd: bareCwd, prompt: `bare message ${index}` }));
+      if (index < options.bareRuns) {
+        bare.push(await runBareCli({ baseUrl, home: bareHome, cwd: bareCwd, prompt: `bare message ${index}` }));
+        const home = path.join(root, `fresh-home-${index}`);
+        hostStreamJson.push(await timeHostStreamJsonCli({ baseUrl, home, cwd: bareCwd, prompt: `stream-json message ${index}` }));
+      }
     }
 
     // 2: follow-ups in the live conversation.
     progress(`measuring: ${options.followUps} follow-ups in a live conversation`);
     const followUp: number[] = [];
+    const followUpStarted: number[] = [];
     for (let index = 0; index < options.followUps; index++) {
       const timed = await timeTurn(api, live, liveSeq, `follow-up ${index}`);
       followUp.push(timed.firstDeltaMs);
+      followUpStarted.push(timed.startedMs);
       liveSeq = timed.lastSeq;
     }
 
@@ -502,21 +595,6 @@ async function main(): Promise<void> {
     const warmCli = (
       await timeWarmCliFollowUps({ baseUrl, home: bareHome, cwd: bareCwd, turns: 1 + options.warmup + options.followUps })
     ).slice(options.warmup);
-
-    // Memory: 0 live conversations, then N.
-    progress(`measuring: memory with 0 and ${options.liveConversations} live conversations`);
-    await deleteConversation(api, live);
-    const leftOver = await waitForClaudeCount(0, 15_000);
-    if (leftOver.length) throw new Error(`${leftOver.length} CLI processes still running with no live conversation`);
-    const empty = await settledMemory(gc);
-    for (let index = 0; index < options.liveConversations; index++) {
-      await timeTurn(api, await createConversation(api, `live ${index}`), 0, `hello ${index}`);
-    }
-    const claudes = await waitForClaudeCount(options.liveConversations, 15_000);
-    const loaded = await settledMemory(gc);
-    // Besides the CLIs: the sandboxes' own processes. Left out: the model process and tsx's esbuild service.
-    const modelPids = new Set([modelProcess.pid, ...(await descendants(modelProcess.pid)).map((info) => info.pid)]);
-    const others = (await descendants(process.pid)).filter((info) => !isClaude(info) && !modelPids.has(info.pid) && info.name !== 'esbuild');
     const loadAfter = loadavg();
 
     // ------------------------------------------------------------------------------------------------
@@ -556,20 +634,30 @@ async function main(): Promise<void> {
           `POST → sandbox acquire ${stage((value) => value.beforeSandbox)}, sandbox acquire ${stage((value) => value.sandbox)}, ` +
           `→ CLI spawned ${stage((value) => value.spawn)}, CLI spawned → first delta ${stage((value) => value.cliToFirstDelta)}`,
       );
+      const slowest = stages.reduce((worst, value) => (value.total > worst.total ? value : worst));
+      print(
+        `  slowest (${formatMs(slowest.total)}): POST → sandbox acquire ${formatMs(slowest.beforeSandbox)}, sandbox acquire ${formatMs(slowest.sandbox)}, ` +
+          `→ CLI spawned ${formatMs(slowest.spawn)}, CLI spawned → first delta ${formatMs(slowest.cliToFirstDelta)}`,
+      );
       print();
     }
-    print('Context (no server):');
+    print('Context, on the host without the server:');
     print(
       table(
         summaryRows([
-          { title: 'bare claude -p: spawn → system/init', summary: bareInit },
-          { title: 'bare claude -p: spawn → exit', summary: bareExit },
-          { title: 'warm stream-json CLI: write → 1st delta', summary: warmCliSummary },
+          { title: 'A', summary: bareInit },
+          { title: 'B', summary: bareExit },
+          { title: 'C', summary: summarize(hostStreamJson) },
+          { title: 'D', summary: warmCliSummary },
         ]),
       ),
     );
     print();
-
+    print('  A: bare claude -p (as 3): spawn → system/init, the CLI\'s own start time');
+    print('  B: bare claude -p (as 3): spawn → exit');
+    print('  C: the platform\'s CLI mode on the host (stream-json on stdin, a fresh HOME per run, no sandbox or gateway): spawn → first text_delta');
+    print('  D: one warm stream-json CLI process, no server: writing a follow-up → its first text_delta');
+    print();
     const newRatio = newSummary.p50 / bareDelta.p50;
     const platformFollowUpShare = followUpSummary.p50 - warmCliSummary.p50;
     const verdict = (met: boolean): string => (met ? 'MET' : 'NOT MET');
@@ -580,6 +668,10 @@ async function main(): Promise<void> {
         `platform share ≈ ${formatMs(platformFollowUpShare)} = follow-up p50 − warm CLI p50)`,
     );
     print(
+      `    (follow-up split: POST → turn.started on the stream p50 ${formatMs(summarize(followUpStarted).p50)}, ` +
+        `turn.started → first delta p50 ${formatMs(summarize(followUp.map((value, index) => value - followUpStarted[index]!)).p50)})`,
+    );
+    print(
       `  new-conversation p50 within 20 % of the bare CLI's start: ratio = new-conversation p50 / bare claude -p spawn→first-delta p50 = ` +
         `${formatMs(newSummary.p50)} / ${formatMs(bareDelta.p50)} = ${newRatio.toFixed(2)} (target ≤ 1.20) → ${verdict(newRatio <= 1.2)}`,
     );
@@ -587,14 +679,31 @@ async function main(): Promise<void> {
     print();
 
     const count = options.liveConversations;
-    print(`Server memory per live conversation (this process: server + client; the model runs in its own process; GC: ${gcSource}):`);
+    print(`Server memory per live conversation (this process: server + HTTP client; the model runs in its own process; each figure the median of 3 readings after a full GC via ${gcSource}):`);
+    const fields = (sample: MemorySample): number[] => [sample.rss, sample.heapUsed, sample.heapTotal, sample.external];
+    const perConversation = (before: MemorySample, after: MemorySample): string[] => {
+      const start = fields(before);
+      return fields(after).map((value, index) => formatBytes((value - start[index]!) / count));
+    };
+    const rows: string[][] = [
+      ['', 'RSS', 'heapUsed', 'heapTotal', 'external'],
+      ...memory.map(({ label, sample }) => [label, ...fields(sample).map(formatBytes)]),
+    ];
+    for (let round = 1; round <= memoryRounds; round++) {
+      const before = memory[2 * round - 2]!.sample;
+      const loaded = memory[2 * round - 1]!.sample;
+      rows.push([`per conversation, round ${round}: (N − 0 before) / N`, ...perConversation(before, loaded)]);
+    }
+    print(table(rows));
+    const zeroRss = memory.filter((_, index) => index % 2 === 0).map(({ sample }) => sample.rss);
+    const noise = Math.max(...zeroRss) - Math.min(...zeroRss);
     print(
-      table([
-        ['', 'RSS', 'heapUsed'],
-        ['0 live conversations', formatBytes(empty.rss), formatBytes(empty.heapUsed)],
-        [`${count} live conversations`, formatBytes(loaded.rss), formatBytes(loaded.heapUsed)],
-        ['per conversation ((N − 0) / N)', formatBytes((loaded.rss - empty.rss) / count), formatBytes((loaded.heapUsed - empty.heapUsed) / count)],
-      ]),
+      '  round 1 includes one-off growth (caches, compiled code) that stays after the conversations are gone; ' +
+        'round 2 starts from that warmed state.',
+    );
+    print(
+      `  RSS noise: the readings with 0 live conversations differ by up to ${formatBytes(noise)} (${formatBytes(noise / count)} per conversation at N = ${count}); ` +
+        'per-conversation RSS figures smaller than that are within noise, and heapUsed is the steadier measure.',
     );
     const claudeRss = summarize(claudes.map((info) => info.rssBytes));
     print(

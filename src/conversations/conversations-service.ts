@@ -4,6 +4,7 @@ import { AppError, notFound } from '../core/errors.ts';
 import type { ConversationEvent } from '../core/events.ts';
 import { newId } from '../core/ids.ts';
 import type { Logger } from '../core/logger.ts';
+import type { WorkspaceEntry } from '../core/sandbox.ts';
 import type { Store } from '../core/store.ts';
 import type { Conversation, Turn, User } from '../core/types.ts';
 import { ConversationRunner, type RunnerDeps } from './conversation-runner.ts';
@@ -105,6 +106,17 @@ export class ConversationsService {
     await runner.emit({ type: 'turn.queued', turnId: turn.id, text });
     runner.enqueue(turn.id);
     return turn;
+  }
+
+  /** Entries of a directory of the conversation's workspace ('' is the root). */
+  async listFiles(user: User, conversationId: string, path: string): Promise<WorkspaceEntry[]> {
+    await this.get(user, conversationId);
+    return this.deps.sandboxes.workspaceFiles(conversationId).list(path);
+  }
+
+  async readFile(user: User, conversationId: string, path: string): Promise<Buffer> {
+    await this.get(user, conversationId);
+    return this.deps.sandboxes.workspaceFiles(conversationId).read(path);
   }
 
   /** Stops the running turn; false when none was running. */

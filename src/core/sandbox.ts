@@ -73,6 +73,25 @@ export interface Sandbox {
   release(): Promise<void>;
 }
 
+export interface WorkspaceEntry {
+  name: string;
+  type: 'file' | 'directory' | 'symlink' | 'other';
+  /** Bytes, for files. */
+  size: number;
+  modifiedAt: string;
+}
+
+/**
+ * A workspace's files, read and written from the host whether or not a sandbox is live. Paths are relative
+ * to the workspace root and can never leave it (`..`, absolute paths and symlinks pointing outside are refused).
+ */
+export interface WorkspaceFileAccess {
+  /** Entries of a directory ('' is the root), directories first, then by name. */
+  list(path: string): Promise<WorkspaceEntry[]>;
+  read(path: string): Promise<Buffer>;
+  write(path: string, data: Buffer | string): Promise<void>;
+}
+
 export interface BackendCheck {
   name: string;
   ok: boolean;
@@ -86,6 +105,8 @@ export interface SandboxProvider {
   readonly kind: 'local' | 'docker' | 'kubernetes';
   /** Creates (or claims from a warm pool) a sandbox for the workspace. */
   acquire(spec: SandboxSpec, signal?: AbortSignal): Promise<Sandbox>;
+  /** The workspace's files, confined to it. */
+  workspaceFiles(workspaceId: string): WorkspaceFileAccess;
   /** Deletes a workspace and the agent state kept with it. Releases its sandbox first if one is live. */
   removeWorkspace(workspaceId: string): Promise<void>;
   /** What the backend needs on this host, and whether it is there. */

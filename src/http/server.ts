@@ -17,6 +17,7 @@ import { registerAuthRoutes } from './routes/auth.ts';
 import { registerCompatRoutes } from './routes/compat.ts';
 import { registerConversationRoutes } from './routes/conversations.ts';
 import { registerEventRoutes } from './routes/events.ts';
+import { registerFileRoutes } from './routes/files.ts';
 import { registerHealthRoutes } from './routes/health.ts';
 import { registerTokenRoutes } from './routes/tokens.ts';
 
@@ -67,6 +68,7 @@ export async function buildServer(services: AppServices): Promise<App> {
   registerAgentRoutes(app, services);
   registerConversationRoutes(app, services);
   registerEventRoutes(app, services);
+  registerFileRoutes(app, services);
   registerCompatRoutes(app, services);
   registerAdminRoutes(app, services);
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());

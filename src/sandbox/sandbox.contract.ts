@@ -218,12 +218,12 @@ export function describeSandboxContract(name: string, makeProvider: () => Sandbo
     it('kills the process and its process group on kill("SIGKILL")', async () => {
       const marker = uniqueSeconds();
       const child = shared.exec(['sh', '-c', `sleep ${marker} & echo started; sleep ${marker}`]);
-      const output = collect(child.stdout);
-      await waitFor(async () => (await run(shared, ['sh', '-c', `cat /proc/[0-9]*/cmdline | tr '\\0' ' '`])).stdout.includes(`sleep ${marker}`));
+      let output = '';
+      child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      await waitFor(async () => output === 'started\n');
       child.kill('SIGKILL');
       const status = await within(child.exited, 10_000, 'exit after SIGKILL');
       expect(status.signal === 'SIGKILL' || status.code === 137).toBe(true);
-      expect(await output).toBe('started\n');
       const left = await run(shared, ['sh', '-c', `cat /proc/[0-9]*/cmdline | tr '\\0' ' '`]);
       expect(left.stdout).not.toContain(`sleep ${marker}`);
     });
@@ -266,8 +266,9 @@ export function describeSandboxContract(name: string, makeProvider: () => Sandbo
       const marker = uniqueSeconds();
       const started = await run(sandbox, ['sh', '-c', `(sleep ${marker} > /dev/null 2>&1 &); (setsid sleep ${marker} > /dev/null 2>&1 &); echo forked`]);
       expect(started.stdout).toBe('forked\n');
-      const inside = await run(sandbox, ['sh', '-c', `cat /proc/[0-9]*/cmdline | tr '\\0' ' '`]);
-      expect(inside.stdout.split(`sleep ${marker}`).length - 1).toBe(2);
+      const countInside = async () =>
+        (await run(sandbox, ['sh', '-c', `cat /proc/[0-9]*/cmdline | tr '\\0' ' '`])).stdout.split(`sleep ${marker}`).length - 1;
+      await waitFor(async () => (await countInside()) === 2);
       await sandbox.release();
       await sandbox.release();
       expect(await hostProcessesMatching(`sleep\0${marker}`)).toEqual([]);

@@ -1,7 +1,8 @@
 import { constants } from 'node:fs';
-import { open, mkdir, readlink, realpath, type FileHandle } from 'node:fs/promises';
+import { lstat, open, mkdir, readdir, readlink, realpath, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { AppError } from '../core/errors.ts';
+import type { WorkspaceEntry, WorkspaceFileAccess } from '../core/sandbox.ts';
 
 export interface WorkspaceFilesOptions {
   /** Host directory that is the workspace root (mounted at /workspace in the sandbox). */
@@ -28,11 +29,49 @@ export function createWorkspaceFiles(options: WorkspaceFilesOptions): WorkspaceF
   return new WorkspaceFiles(options);
 }
 
-export class WorkspaceFiles {
+export class WorkspaceFiles implements WorkspaceFileAccess {
   private readonly maxBytes: number;
 
   constructor(private readonly options: WorkspaceFilesOptions) {
     this.maxBytes = options.maxBytes ?? defaultMaxBytes;
+  }
+
+  /** Lists a directory ('' is the root); a workspace that was never used lists as empty. */
+  async list(relativePath: string): Promise<WorkspaceEntry[]> {
+    const segments = relativePath === '' || relativePath === '.' ? [] : parseWorkspacePath(relativePath);
+    let root: string;
+    try {
+      root = await this.rootReal();
+    } catch (error) {
+      if (segments.length === 0) return [];
+      throw error;
+    }
+    let target: string;
+    try {
+      target = await realpath(path.join(root, ...segments));
+    } catch (error) {
+      throw fileError(error, relativePath);
+    }
+    assertInside(root, target, relativePath);
+    const handle = await openDirectory(target, relativePath);
+    try {
+      await assertHandleInside(root, handle, relativePath);
+      const directory = `/proc/self/fd/${handle.fd}`;
+      const entries = await readdir(directory, { withFileTypes: true });
+      const listed = await Promise.all(
+        entries.map(async (entry): Promise<WorkspaceEntry | null> => {
+          const stats = await lstat(path.join(directory, entry.name)).catch(() => null);
+          if (!stats) return null; // removed while listing
+          const type = stats.isFile() ? 'file' : stats.isDirectory() ? 'directory' : stats.isSymbolicLink() ? 'symlink' : 'other';
+          return { name: entry.name, type, size: type === 'file' ? stats.size : 0, modifiedAt: stats.mtime.toISOString() };
+        }),
+      );
+      return listed
+        .filter((entry): entry is WorkspaceEntry => entry !== null)
+        .sort((a, b) => Number(b.type === 'directory') - Number(a.type === 'directory') || a.name.localeCompare(b.name));
+    } finally {
+      await handle.close();
+    }
   }
 
   /** Reads a regular file; symlinks are followed only while they stay inside the workspace. */

@@ -87,6 +87,8 @@ export function buildInitArgv(input: InitCommandInput): string[] {
     '--ro-bind', input.claudeBinary, `${sandboxPaths.bin}/claude`,
     ...directoryChain(parentOf(gatewaySocketPath)).flatMap((directory) => ['--perms', '0755', '--dir', directory]),
     '--bind', input.gatewaySocket, gatewaySocketPath,
+    // The root itself (a tmpfs bwrap made) becomes read-only too; the mounts above keep their own modes.
+    '--remount-ro', '/',
     '--chdir', sandboxPaths.workspace,
     '--',
     ...dropPrivilegesArgv(input.uid, input.gid),
@@ -94,6 +96,20 @@ export function buildInitArgv(input: InitCommandInput): string[] {
     `TCP-LISTEN:${input.gatewayPort},bind=127.0.0.1,fork,reuseaddr`,
     `UNIX-CONNECT:${gatewaySocketPath}`,
   ];
+}
+
+/**
+ * Moves bwrap's options off its command line onto a file descriptor (`--args FD`, NUL-separated), so that the
+ * sandbox, which can read its pid 1's /proc/1/cmdline, does not see host paths such as the data directory.
+ */
+export function optionsOnFd(argv: string[], fd: number): { argv: string[]; options: Buffer } {
+  const separator = argv.indexOf('--');
+  if (separator < 1) throw new Error('bwrap command line without --');
+  const options = argv.slice(1, separator);
+  return {
+    argv: [argv[0]!, '--args', String(fd), ...argv.slice(separator)],
+    options: Buffer.from(options.map((option) => `${option}\0`).join('')),
+  };
 }
 
 export interface ExecCommandInput {

@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -59,7 +60,7 @@ describe('LocalProvider', () => {
     it('runs sandbox processes as the unprivileged host uid and gives it the workspace', async () => {
       const sandbox = await provider.acquire(spec('host-uid'));
       try {
-        const marker = '777.4242';
+        const marker = uniqueSeconds();
         const child = sandbox.exec(['sleep', marker]);
         const [hostPid] = await waitForHostProcess(`sleep\0${marker}`);
         const status = await readFile(`/proc/${hostPid}/status`, 'utf8');
@@ -76,11 +77,30 @@ describe('LocalProvider', () => {
       }
     });
 
+    it('shows the sandbox no host path in its pid 1 command line, and mounts its root read-only', async () => {
+      const sandbox = await provider.acquire(spec('host-paths'));
+      try {
+        const cmdline = await run(sandbox, ['cat', '/proc/1/cmdline']);
+        expect(cmdline).toContain('bwrap');
+        expect(cmdline).not.toContain(dataDir);
+        expect(cmdline).not.toContain('host-paths');
+        expect(cmdline).not.toContain(gateway.socketPath);
+        const mounts = await run(sandbox, ['cat', '/proc/self/mounts']);
+        const root = mounts.split('\n').find((line) => line.split(' ')[1] === '/');
+        expect(root?.split(' ')[3]?.split(',')).toContain('ro');
+        const workspace = mounts.split('\n').find((line) => line.split(' ')[1] === '/workspace');
+        expect(workspace?.split(' ')[3]?.split(',')).toContain('rw');
+      } finally {
+        await sandbox.release();
+      }
+    });
+
     it('puts every process of the sandbox in its cgroup with its limits, and removes the cgroup on release', async (context) => {
       const enforcement = await provider.limitEnforcement();
       context.skip(enforcement.pids === 'none' || enforcement.pids === 'rlimit-nproc', 'no writable pids cgroup on this host');
       const sandbox = await provider.acquire(spec('cgroup'));
-      const marker = '778.4242';
+      context.onTestFinished(() => sandbox.release());
+      const marker = uniqueSeconds();
       const child = sandbox.exec(['sleep', marker]);
       const [hostPid] = await waitForHostProcess(`sleep\0${marker}`);
       const membership = await readFile(`/proc/${hostPid}/cgroup`, 'utf8');
@@ -233,4 +253,9 @@ async function waitUntilResolved<T>(attempt: () => Promise<T>, timeoutMs = 5_000
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
   }
+}
+
+/** A sleep duration no other process uses, so that the process can be found by its command line. */
+function uniqueSeconds(): string {
+  return `${randomInt(700, 800)}.${randomInt(1_000_000)}`;
 }

@@ -1,15 +1,15 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { access, chmod, chown, constants, lstat, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { promisify } from 'node:util';
 import { AppError } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
 import { silentLogger, type Logger } from '../../core/logger.ts';
 import type { BackendCheck, Sandbox, SandboxLimits, SandboxProvider, SandboxSpec } from '../../core/sandbox.ts';
 import { createHostCgroups, type CgroupController, type CgroupSupport, type HostCgroups, type SandboxCgroup } from '../cgroups.ts';
-import { createWorkspaceFiles } from '../workspace-files.ts';
-import { buildEtcFiles, buildInitArgv, buildLauncherArgv, sandboxTools, type LauncherOptions } from './bwrap-args.ts';
+import { createWorkspaceFiles, type WorkspaceFiles } from '../workspace-files.ts';
+import { buildEtcFiles, buildInitArgv, buildLauncherArgv, optionsOnFd, sandboxTools, type LauncherOptions } from './bwrap-args.ts';
 import { LocalSandbox } from './local-sandbox.ts';
 
 export interface LocalProviderOptions {
@@ -47,6 +47,8 @@ interface HostTools {
 const execFileAsync = promisify(execFile);
 const defaultUid = 64_000;
 const infoFd = 3;
+/** The pipe on which bwrap reads its options (`--args`). */
+const argsFd = 4;
 const startTimeoutMs = 10_000;
 const workspaceIdPattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 const hostSearchPath = ['/usr/bin', '/bin', '/usr/sbin', '/sbin', '/usr/local/bin'];
@@ -107,7 +109,7 @@ export class LocalProvider implements SandboxProvider {
       const launcher = await this.launcherOptions(tools, cgroup, spec.limits);
       signal?.throwIfAborted();
 
-      const command = buildLauncherArgv(
+      const initArgv = optionsOnFd(
         buildInitArgv({
           bwrap: tools.bwrap,
           workspaceDir: directories.workspace,
@@ -121,10 +123,15 @@ export class LocalProvider implements SandboxProvider {
           tmpfsBytes: spec.limits.memoryMb * 1024 * 1024,
           infoFd,
         }),
-        launcher,
+        argsFd,
       );
-      init = spawn(command[0]!, command.slice(1), { env: {}, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+      const command = buildLauncherArgv(initArgv.argv, launcher);
+      init = spawn(command[0]!, command.slice(1), { env: {}, stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'] });
+      const argsPipe = init.stdio[argsFd] as Writable;
+      argsPipe.on('error', () => undefined); // the pipe resets if bwrap dies before reading it; spawn errors are reported below
+      argsPipe.end(initArgv.options);
       const output = collectOutput(init);
+      init.on('error', (error) => this.logger.error({ sandboxId: id, error }, 'sandbox init failed to spawn'));
       const info = await readInitInfo(init, output, signal);
       await waitForBridge(init, info.childPid, this.gatewayPort, output, signal);
 
@@ -137,12 +144,7 @@ export class LocalProvider implements SandboxProvider {
         pidNamespace: `pid:[${info.pidNamespace}]`,
         cgroupNamespace: info.cgroupNamespace,
         cgroup,
-        files: createWorkspaceFiles({
-          root: directories.workspace,
-          uid: this.uid,
-          gid: this.gid,
-          ...(this.options.maxFileBytes !== undefined ? { maxBytes: this.options.maxFileBytes } : {}),
-        }),
+        files: this.workspaceFiles(workspaceId),
         runtimeDir,
         nsenter: tools.nsenter,
         launcher,
@@ -178,6 +180,16 @@ export class LocalProvider implements SandboxProvider {
     } finally {
       this.starting.delete(workspaceId);
     }
+  }
+
+  workspaceFiles(workspaceId: string): WorkspaceFiles {
+    validateWorkspaceId(workspaceId);
+    return createWorkspaceFiles({
+      root: path.join(this.workspacePath(workspaceId), 'workspace'),
+      uid: this.uid,
+      gid: this.gid,
+      ...(this.options.maxFileBytes !== undefined ? { maxBytes: this.options.maxFileBytes } : {}),
+    });
   }
 
   async removeWorkspace(workspaceId: string): Promise<void> {
@@ -355,7 +367,8 @@ function collectOutput(child: ChildProcess): OutputTail {
 
 /** Reads bwrap's --info-fd report: the host pid of the sandbox's pid 1, and its namespaces. */
 function readInitInfo(child: ChildProcess, output: OutputTail, signal?: AbortSignal): Promise<InitInfo> {
-  const stream = child.stdio[infoFd] as Readable;
+  const stream = child.stdio[infoFd] as Readable | null;
+  if (!stream) return Promise.reject(new Error('bwrap was started without its info pipe'));
   return new Promise<InitInfo>((resolve, reject) => {
     let text = '';
     const timer = setTimeout(() => finish(new Error(`bwrap did not report within ${startTimeoutMs} ms`)), startTimeoutMs);
@@ -371,6 +384,7 @@ function readInitInfo(child: ChildProcess, output: OutputTail, signal?: AbortSig
     };
     signal?.addEventListener('abort', onAbort, { once: true });
     child.once('close', onExit);
+    child.once('error', (error) => finish(error));
     stream.on('data', (chunk: Buffer) => {
       text += chunk.toString('utf8');
       try {

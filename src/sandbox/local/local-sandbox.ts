@@ -162,7 +162,7 @@ class LocalExecProcess implements ExecProcess {
         this.done = true;
         resolve({ code, signal });
       });
-      child.once('error', () => {
+      child.on('error', () => {
         if (child.pid !== undefined) return;
         this.done = true;
         resolve({ code: 127, signal: null });
