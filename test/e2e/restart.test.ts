@@ -51,6 +51,11 @@ describe('a server killed during a turn', () => {
     const seen = await alice.readEvents(conversation.id, { until: (events) => events.filter((event) => event.event === 'message.delta').length >= 3 });
     const sessionBefore = model.requests.find((request) => request.path.startsWith('/v1/messages'))!.headers['x-claude-code-session-id'];
     expect(sessionBefore).toBeTruthy();
+    // A message sent during the turn waits in the queue; it must survive the kill too.
+    model.setScript((request) => text(`the word was ${/PINEAPPLE/.test(JSON.stringify(request.body.messages)) ? 'PINEAPPLE' : 'unknown'}`));
+    const requestsBefore = model.requests.length;
+    const queued = await alice.request('POST', `/api/conversations/${conversation.id}/messages`, { text: 'what was the word?' });
+    expect(queued.status).toBe(202);
 
     expect(sandboxProcesses(dataDir).length).toBeGreaterThan(0);
     await killServer(server, 'SIGKILL');
@@ -60,20 +65,19 @@ describe('a server killed during a turn', () => {
 
     server = await startServerProcess(env());
     const again = new ApiClient(server.url, alice.auth);
-    const replay = await again.readEvents(conversation.id, { until: untilTurnEnded(first.body.turnId) });
+    const replay = await again.readEvents(conversation.id, { until: untilTurnEnded(queued.body.turnId) });
     // Everything the client saw before the kill is intact, in order, with the same ids.
     expect(replay.slice(0, seen.length)).toEqual(seen);
-    const ended = replay.at(-1)!;
-    expect(ended.data).toMatchObject({ turnId: first.body.turnId, status: 'interrupted', error: { code: 'SERVER_RESTARTED' } });
+    const ends = replay.filter((event) => event.event === 'turn.ended');
+    expect(ends.map((event) => [event.data.turnId, event.data.status])).toEqual([
+      [first.body.turnId, 'interrupted'],
+      [queued.body.turnId, 'completed'],
+    ]);
+    expect(ends[0]!.data.error.code).toBe('SERVER_RESTARTED');
     const detail = await again.request('GET', `/api/conversations/${conversation.id}`);
-    expect(detail.body.turns[0]).toMatchObject({ id: first.body.turnId, status: 'interrupted' });
-
-    model.setScript((request) => text(`the word was ${/PINEAPPLE/.test(JSON.stringify(request.body.messages)) ? 'PINEAPPLE' : 'unknown'}`));
-    const requestsBefore = model.requests.length;
-    const followUp = await again.request('POST', `/api/conversations/${conversation.id}/messages`, { text: 'what was the word?' });
-    const events = await again.readEvents(conversation.id, { after: ended.id!, until: untilTurnEnded(followUp.body.turnId) });
-    expect(events.at(-1)!.data).toMatchObject({ status: 'completed' });
-    expect(events.find((event) => event.event === 'message.completed')!.data.text).toBe('the word was PINEAPPLE');
+    expect(detail.body.turns.map((turn: { status: string }) => turn.status)).toEqual(['interrupted', 'completed']);
+    const reply = replay.find((event) => event.event === 'message.completed' && event.data.turnId === queued.body.turnId)!;
+    expect(reply.data.text).toBe('the word was PINEAPPLE');
 
     // The resumed CLI sent the earlier messages under the same Claude session id.
     const resumed = model.requests.slice(requestsBefore).filter((request) => request.path.startsWith('/v1/messages'));
