@@ -20,7 +20,8 @@ export function builtinDefaultAgent(options: { model: string; turnTimeoutSeconds
     allowedTools: [],
     disallowedTools: ['WebFetch', 'WebSearch'],
     maxTurns: null,
-    limits: { memoryMb: 1024, cpus: 1, turnTimeoutSeconds: options.turnTimeoutSeconds },
+    // Two cores: the CLI's start-up is multi-threaded, and a 1-core quota adds 100–150 ms to every cold start.
+    limits: { memoryMb: 2048, cpus: 2, turnTimeoutSeconds: options.turnTimeoutSeconds },
     createdAt: now,
     updatedAt: now,
   };

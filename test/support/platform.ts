@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../../src/core/config.ts';
-import { createLogger, silentLogger } from '../../src/core/logger.ts';
+import { createLogger, silentLogger, type Logger } from '../../src/core/logger.ts';
 import { startPlatform, type Platform } from '../../src/platform.ts';
 import { ApiClient } from './api-client.ts';
 import { startScriptedModel, type ScriptedModel } from './scripted-model.ts';
@@ -24,7 +24,9 @@ export interface TestPlatform {
  * A real platform in this process: real server on port 0, SQLite in a temp dir, the local bubblewrap
  * sandbox, the real CLI, and a scripted model behind the gateway.
  */
-export async function startTestPlatform(options: { env?: Record<string, string>; model?: ScriptedModel; dataDir?: string } = {}): Promise<TestPlatform> {
+export async function startTestPlatform(
+  options: { env?: Record<string, string>; model?: ScriptedModel; dataDir?: string; logger?: Logger } = {},
+): Promise<TestPlatform> {
   const model = options.model ?? (await startScriptedModel());
   const dataDir = options.dataDir ?? (await mkdtemp(path.join(tmpdir(), 'agentyard-test-')));
   const config = loadConfig({
@@ -38,7 +40,7 @@ export async function startTestPlatform(options: { env?: Record<string, string>;
       ...options.env,
     },
   });
-  const logger = process.env.AGENTYARD_TEST_LOG ? createLogger({ level: process.env.AGENTYARD_TEST_LOG }) : silentLogger;
+  const logger = options.logger ?? (process.env.AGENTYARD_TEST_LOG ? createLogger({ level: process.env.AGENTYARD_TEST_LOG }) : silentLogger);
   const platform = await startPlatform(config, logger);
   return {
     platform,

@@ -93,7 +93,7 @@ export function buildInitArgv(input: InitCommandInput): string[] {
     '--',
     ...dropPrivilegesArgv(input.uid, input.gid),
     sandboxTools.socat,
-    `TCP-LISTEN:${input.gatewayPort},bind=127.0.0.1,fork,reuseaddr`,
+    `TCP-LISTEN:${input.gatewayPort},bind=127.0.0.1,fork,reuseaddr,nodelay`,
     `UNIX-CONNECT:${gatewaySocketPath}`,
   ];
 }
