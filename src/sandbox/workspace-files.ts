@@ -46,13 +46,7 @@ export class WorkspaceFiles implements WorkspaceFileAccess {
       if (segments.length === 0) return [];
       throw error;
     }
-    let target: string;
-    try {
-      target = await realpath(path.join(root, ...segments));
-    } catch (error) {
-      throw fileError(error, relativePath);
-    }
-    assertInside(root, target, relativePath);
+    const target = await resolveInside(root, segments, relativePath);
     const handle = await openDirectory(target, relativePath);
     try {
       await assertHandleInside(root, handle, relativePath);
@@ -76,15 +70,8 @@ export class WorkspaceFiles implements WorkspaceFileAccess {
 
   /** Reads a regular file; symlinks are followed only while they stay inside the workspace. */
   async read(relativePath: string): Promise<Buffer> {
-    const segments = parseWorkspacePath(relativePath);
     const root = await this.rootReal();
-    let target: string;
-    try {
-      target = await realpath(path.join(root, ...segments));
-    } catch (error) {
-      throw fileError(error, relativePath);
-    }
-    assertInside(root, target, relativePath);
+    const target = await resolveInside(root, parseWorkspacePath(relativePath), relativePath);
     let handle: FileHandle;
     try {
       handle = await open(target, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
@@ -216,6 +203,18 @@ async function openDirectory(directory: string, relativePath: string): Promise<F
   } catch (error) {
     throw fileError(error, relativePath);
   }
+}
+
+/** The real path of a workspace path, all symlinks resolved; it must still be inside the root. */
+async function resolveInside(root: string, segments: string[], relativePath: string): Promise<string> {
+  let target: string;
+  try {
+    target = await realpath(path.join(root, ...segments));
+  } catch (error) {
+    throw fileError(error, relativePath);
+  }
+  assertInside(root, target, relativePath);
+  return target;
 }
 
 function assertInside(root: string, target: string, relativePath: string): void {

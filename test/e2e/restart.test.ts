@@ -1,4 +1,3 @@
-import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -6,19 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient, untilTurnEnded } from '../support/api-client.ts';
 import { platformSecret } from '../support/platform.ts';
 import { startScriptedModel, text, type ScriptedModel } from '../support/scripted-model.ts';
+import { sandboxProcesses } from '../support/host-processes.ts';
 import { killServer, startServerProcess, type ServerProcess } from '../support/server-process.ts';
-
-/** Host pids of processes inside this data dir's sandboxes: their mount tables show its workspaces. */
-function sandboxProcesses(dataDir: string): string[] {
-  return readdirSync('/proc').filter((pid) => {
-    if (!/^\d+$/.test(pid)) return false;
-    try {
-      return readFileSync(`/proc/${pid}/mountinfo`, 'utf8').includes(dataDir);
-    } catch {
-      return false; // the process ended while we looked
-    }
-  });
-}
 
 describe('a server killed during a turn', () => {
   let model: ScriptedModel;

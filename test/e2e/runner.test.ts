@@ -1,22 +1,11 @@
-import { readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiClient, untilTurnEnded } from '../support/api-client.ts';
+import { sandboxProcesses } from '../support/host-processes.ts';
 import { platformSecret, startTestPlatform, type TestPlatform } from '../support/platform.ts';
 import { error, text } from '../support/scripted-model.ts';
 
 /** Host pids of the Claude CLI processes running in this platform's sandboxes. */
-function claudeProcesses(dataDir: string): number[] {
-  return readdirSync('/proc')
-    .filter((pid) => /^\d+$/.test(pid))
-    .filter((pid) => {
-      try {
-        return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'claude' && readFileSync(`/proc/${pid}/mountinfo`, 'utf8').includes(dataDir);
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
+const claudeProcesses = (dataDir: string): number[] => sandboxProcesses(dataDir, 'claude');
 
 describe('upstream failures', () => {
   // The platform's default retry budget: failures must still reach the user within seconds.
