@@ -58,6 +58,8 @@ export class ConversationRunner {
   private session: LiveSession | null = null;
   private current: { turnId: string; stopReason: 'user' | 'deadline' | null; killTimer: NodeJS.Timeout | null } | null = null;
   private idleTimer: NodeJS.Timeout | null = null;
+  /** An interrupt that arrived while the next turn was being started. */
+  private stopNext = false;
   private teardownDone: Promise<void> = Promise.resolve();
   private persisted: Promise<void> = Promise.resolve();
   private closed = false;
@@ -86,9 +88,12 @@ export class ConversationRunner {
     if (!this.pumping) void this.pump();
   }
 
-  /** Stops the running turn; false when no turn is running. */
+  /** Stops the running turn (or the one being started); false when no turn is running. */
   interrupt(): boolean {
-    return this.stopTurn('user');
+    if (this.stopTurn('user')) return true;
+    if (!this.pumping) return false;
+    this.stopNext = true;
+    return true;
   }
 
   /** Persists an event, then publishes it; events of one conversation keep their order. */
@@ -132,7 +137,8 @@ export class ConversationRunner {
     const started = Date.now();
     await store.updateTurn(turnId, { status: 'running', startedAt: new Date(started).toISOString() });
     await this.emit({ type: 'turn.started', turnId, text: turn.input });
-    this.current = { turnId, stopReason: null, killTimer: null };
+    this.current = { turnId, stopReason: this.stopNext ? 'user' : null, killTimer: null };
+    this.stopNext = false;
 
     let end: TurnEnd;
     if (!agent) {
@@ -168,6 +174,8 @@ export class ConversationRunner {
       this.logger.error({ err: error }, 'could not start the agent');
       return { kind: 'failure', code: 'SANDBOX_UNAVAILABLE', message: 'the agent’s sandbox could not be started; see the server log' };
     }
+    // Interrupted (or past its deadline) while the sandbox was starting: the message is never sent.
+    if (this.current?.stopReason) return { kind: 'failure', code: 'AGENT_FAILED', message: 'stopped before it started' };
     const { cli, mapper } = session;
     mapper.beginTurn(turn.id);
     this.deps.gateway.setTurn(session.token, turn.id);

@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -171,6 +170,3 @@ export function loadConfig(input: { env: Record<string, string | undefined>; arg
     limits: { maxMessageBytes: values['limits.maxMessageBytes'] },
   };
 }
-
-/** True when the configured CLI binary exists (used by readiness and doctor). */
-export const claudeBinaryExists = (config: Config): boolean => existsSync(config.agent.claudeBinary);

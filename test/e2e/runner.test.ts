@@ -99,6 +99,20 @@ describe('turn deadlines and idle processes', () => {
     test.model.setScript(null);
   });
 
+  it('honours an interrupt sent right after the message, before the agent has started', async () => {
+    const { body: conversation } = await alice.request('POST', '/api/conversations', {});
+    const sent = await alice.request('POST', `/api/conversations/${conversation.id}/messages`, { text: 'never mind UNSENT-42' });
+    const interrupted = await alice.request('POST', `/api/conversations/${conversation.id}/interrupt`);
+    expect(interrupted.body).toEqual({ interrupted: true });
+    const events = await alice.readEvents(conversation.id, { until: untilTurnEnded(sent.body.turnId) });
+    expect(events.at(-1)!.data).toMatchObject({ turnId: sent.body.turnId, status: 'interrupted' });
+    expect(test.model.requests.some((request) => JSON.stringify(request.body ?? '').includes('UNSENT-42'))).toBe(false);
+
+    const next = await alice.request('POST', `/api/conversations/${conversation.id}/messages`, { text: 'go on' });
+    const after = await alice.readEvents(conversation.id, { after: events.at(-1)!.id!, until: untilTurnEnded(next.body.turnId) });
+    expect(after.at(-1)!.data.status).toBe('completed');
+  });
+
   it('stops an idle CLI process and resumes the same Claude session on the next message', async () => {
     const { body: conversation } = await alice.request('POST', '/api/conversations', {});
     const first = await alice.request('POST', `/api/conversations/${conversation.id}/messages`, { text: 'remember MANGO' });
