@@ -79,6 +79,7 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
     logger: logger.child({ component: 'runner' }),
     maxMessageBytes: config.limits.maxMessageBytes,
     settings: {
+      pauseAfterMs: config.agent.pauseAfterSeconds * 1000,
       idleTimeoutMs: config.agent.idleTimeoutSeconds * 1000,
       maxRetries: config.agent.maxRetries,
       requestTimeoutMs: config.agent.requestTimeoutMs,

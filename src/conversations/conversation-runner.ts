@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { ClaudeProcess } from '../claude/claude-process.ts';
 import { claudeArgs, claudeEnv } from '../claude/claude-command.ts';
 import { EventMapper, type TurnResult } from '../claude/event-mapper.ts';
-import type { ErrorCode } from '../core/errors.ts';
+import { AppError, type ErrorCode } from '../core/errors.ts';
 import type { EventData } from '../core/events.ts';
 import type { GatewayGrants } from '../core/gateway.ts';
 import { newId } from '../core/ids.ts';
@@ -13,7 +13,9 @@ import type { Agent, Conversation, Turn, TurnStatus } from '../core/types.ts';
 import type { EventBus } from './event-bus.ts';
 
 export interface RunnerSettings {
-  /** A CLI process idle this long is stopped; the next message resumes its Claude session. */
+  /** An idle sandbox is paused after this long (0: never), if its backend can pause. */
+  pauseAfterMs: number;
+  /** An idle sandbox and its CLI are stopped after this long; the next message resumes the Claude session. */
   idleTimeoutMs: number;
   maxRetries: number;
   requestTimeoutMs: number;
@@ -32,11 +34,22 @@ export interface RunnerDeps {
   logger: Logger;
 }
 
-interface LiveSession {
+/** A conversation's sandbox with its gateway grant; it outlives CLI processes and terminals. */
+interface SandboxLease {
   sandbox: Sandbox;
   token: string;
+  paused: boolean;
+}
+
+interface AgentProcess {
   cli: ClaudeProcess;
   mapper: EventMapper;
+}
+
+/** A sandbox held open for someone other than the agent (a terminal); `detach` lets it idle again. */
+export interface SandboxAttachment {
+  sandbox: Sandbox;
+  detach(): void;
 }
 
 type TurnEnd =
@@ -55,9 +68,12 @@ const resumeNotFound = /No conversation found/i;
 export class ConversationRunner {
   private readonly queue: string[] = [];
   private pumping = false;
-  private session: LiveSession | null = null;
+  private lease: SandboxLease | null = null;
+  private agentProcess: AgentProcess | null = null;
+  /** Terminals and other users of the sandbox besides the agent; the sandbox does not idle while any is attached. */
+  private attachments = 0;
   private current: { turnId: string; stopReason: 'user' | 'deadline' | null; killTimer: NodeJS.Timeout | null } | null = null;
-  private idleTimer: NodeJS.Timeout | null = null;
+  private idleTimers: NodeJS.Timeout[] = [];
   /** An interrupt that arrived while the next turn was being started. */
   private stopNext = false;
   private teardownDone: Promise<void> = Promise.resolve();
@@ -78,12 +94,16 @@ export class ConversationRunner {
   }
 
   get live(): boolean {
-    return this.session !== null;
+    return this.lease !== null;
+  }
+
+  get paused(): boolean {
+    return this.lease?.paused ?? false;
   }
 
   enqueue(turnId: string): void {
     if (this.closed) return;
-    this.clearIdleTimer();
+    this.clearIdleTimers();
     this.queue.push(turnId);
     if (!this.pumping) void this.pump();
   }
@@ -106,10 +126,37 @@ export class ConversationRunner {
     return next;
   }
 
+  /** The conversation's sandbox (started or resumed as needed), held until `detach`. */
+  async attach(): Promise<SandboxAttachment> {
+    if (this.closed) throw new AppError('SANDBOX_UNAVAILABLE', 'the conversation is closing');
+    const conversation = await this.deps.store.getConversation(this.conversationId);
+    const agent = conversation && (await this.deps.store.getAgent(conversation.agentId));
+    if (!conversation || !agent) throw new AppError('NOT_FOUND', 'conversation not found');
+    this.attachments += 1;
+    this.clearIdleTimers();
+    try {
+      const lease = await this.ensureSandbox(conversation, agent);
+      let detached = false;
+      return {
+        sandbox: lease.sandbox,
+        detach: () => {
+          if (detached) return;
+          detached = true;
+          this.attachments -= 1;
+          this.armIdleTimers();
+        },
+      };
+    } catch (error) {
+      this.attachments -= 1;
+      this.armIdleTimers();
+      throw error;
+    }
+  }
+
   /** Stops the CLI, releases the sandbox and revokes the gateway token; queued turns stay queued in the store. */
   async close(): Promise<void> {
     this.closed = true;
-    this.clearIdleTimer();
+    this.clearIdleTimers();
     this.queue.length = 0;
     this.stopTurn('user');
     await this.teardown();
@@ -125,7 +172,7 @@ export class ConversationRunner {
     } finally {
       this.pumping = false;
     }
-    if (!this.closed && this.session) this.armIdleTimer();
+    this.armIdleTimers();
   }
 
   private async runTurn(turnId: string): Promise<void> {
@@ -167,18 +214,20 @@ export class ConversationRunner {
 
   /** Sends the turn to the CLI (starting one if needed) and waits for its result or the process's end. */
   private async attempt(turn: Turn, conversation: Conversation, agent: Agent): Promise<TurnEnd> {
-    let session: LiveSession;
+    let lease: SandboxLease;
+    let agentProcess: AgentProcess;
     try {
-      session = await this.ensureSession(conversation, agent);
+      lease = await this.ensureSandbox(conversation, agent);
+      agentProcess = await this.ensureAgentProcess(lease, conversation, agent);
     } catch (error) {
       this.logger.error({ err: error }, 'could not start the agent');
       return { kind: 'failure', code: 'SANDBOX_UNAVAILABLE', message: 'the agent’s sandbox could not be started; see the server log' };
     }
     // Interrupted (or past its deadline) while the sandbox was starting: the message is never sent.
     if (this.current?.stopReason) return { kind: 'failure', code: 'AGENT_FAILED', message: 'stopped before it started' };
-    const { cli, mapper } = session;
+    const { cli, mapper } = agentProcess;
     mapper.beginTurn(turn.id);
-    this.deps.gateway.setTurn(session.token, turn.id);
+    this.deps.gateway.setTurn(lease.token, turn.id);
     const deadline = setTimeout(() => this.stopTurn('deadline'), agent.limits.turnTimeoutSeconds * 1000);
 
     const end = await new Promise<TurnEnd>((resolve) => {
@@ -201,97 +250,131 @@ export class ConversationRunner {
       else cli.sendUserMessage(turn.input);
     });
     clearTimeout(deadline);
-    this.deps.gateway.setTurn(session.token, null);
-    if (end.kind === 'exit') await this.teardown();
+    this.deps.gateway.setTurn(lease.token, null);
+    if (end.kind === 'exit' && this.agentProcess === agentProcess) this.agentProcess = null;
     return end;
   }
 
-  private async ensureSession(conversation: Conversation, agent: Agent): Promise<LiveSession> {
+  /** The live sandbox lease, resumed if paused, or a new one (sandbox plus gateway grant). */
+  private async ensureSandbox(conversation: Conversation, agent: Agent): Promise<SandboxLease> {
     await this.teardownDone;
-    if (this.session && !this.session.cli.exited) return this.session;
-    if (this.session) await this.teardown();
-
-    const { gateway, sandboxes, store, settings } = this.deps;
-    const sandboxKey = newId('sbx');
-    const grant = await gateway.open({ sandboxId: sandboxKey, userId: conversation.userId, conversationId: conversation.id });
-    let sandbox: Sandbox | null = null;
+    if (this.lease) {
+      if (this.lease.paused) {
+        await this.lease.sandbox.resume();
+        this.lease.paused = false;
+      }
+      return this.lease;
+    }
+    const { gateway, sandboxes, settings } = this.deps;
+    const grant = await gateway.open({ sandboxId: newId('sbx'), userId: conversation.userId, conversationId: conversation.id });
     try {
-      sandbox = await sandboxes.acquire({
+      const sandbox = await sandboxes.acquire({
         workspaceId: conversation.id,
         limits: { memoryMb: agent.limits.memoryMb, cpus: agent.limits.cpus, pids: settings.pidsLimit },
         gatewaySocket: grant.socketPath,
         labels: { conversation: conversation.id, user: conversation.userId },
       });
-      let sessionOption: { resume: string } | { create: string };
-      if (conversation.claudeSessionId) sessionOption = { resume: conversation.claudeSessionId };
-      else {
-        sessionOption = { create: randomUUID() };
-        await store.updateConversation(conversation.id, { claudeSessionId: sessionOption.create });
-      }
-      const env = claudeEnv({
-        gatewayUrl: sandbox.gatewayUrl,
-        gatewayToken: grant.token,
-        maxRetries: settings.maxRetries,
-        requestTimeoutMs: settings.requestTimeoutMs,
-      });
-      const cli = new ClaudeProcess(sandbox, ['claude', ...claudeArgs({ agent, session: sessionOption })], env, this.logger);
-      cli.start();
-      // A process that ends while no turn runs (it crashed, or was killed) takes its sandbox with it.
-      cli.once('exit', (status) => {
-        if (!this.current && this.session?.cli === cli) {
-          this.logger.warn({ status }, 'idle agent process exited');
-          void this.teardown();
-        }
-      });
-      this.session = { sandbox, token: grant.token, cli, mapper: new EventMapper() };
-      this.logger.info({ sandboxId: sandbox.id, resume: 'resume' in sessionOption }, 'agent started');
-      return this.session;
+      this.lease = { sandbox, token: grant.token, paused: false };
+      this.logger.info({ sandboxId: sandbox.id }, 'sandbox started');
+      return this.lease;
     } catch (error) {
-      await sandbox?.release().catch(() => undefined);
       await gateway.close(grant.token).catch(() => undefined);
       throw error;
     }
   }
 
+  /** The running CLI, or a new one in the lease's sandbox resuming the conversation's Claude session. */
+  private async ensureAgentProcess(lease: SandboxLease, conversation: Conversation, agent: Agent): Promise<AgentProcess> {
+    if (this.agentProcess && !this.agentProcess.cli.exited) return this.agentProcess;
+    const { store, settings } = this.deps;
+    let session: { resume: string } | { create: string };
+    if (conversation.claudeSessionId) session = { resume: conversation.claudeSessionId };
+    else {
+      session = { create: randomUUID() };
+      // Stored before the CLI starts, so that a process killed at any point can be resumed.
+      await store.updateConversation(conversation.id, { claudeSessionId: session.create });
+    }
+    const env = claudeEnv({
+      gatewayUrl: lease.sandbox.gatewayUrl,
+      gatewayToken: lease.token,
+      maxRetries: settings.maxRetries,
+      requestTimeoutMs: settings.requestTimeoutMs,
+    });
+    const cli = new ClaudeProcess(lease.sandbox, ['claude', ...claudeArgs({ agent, session })], env, this.logger);
+    cli.start();
+    const agentProcess: AgentProcess = { cli, mapper: new EventMapper() };
+    // A process that ends between turns (it crashed, or was killed) is simply started again for the next one.
+    cli.once('exit', (status) => {
+      if (this.agentProcess !== agentProcess || this.current) return;
+      this.logger.warn({ status }, 'idle agent process exited');
+      this.agentProcess = null;
+    });
+    this.agentProcess = agentProcess;
+    this.logger.info({ sandboxId: lease.sandbox.id, resume: 'resume' in session }, 'agent started');
+    return agentProcess;
+  }
+
   private stopTurn(reason: 'user' | 'deadline'): boolean {
     const current = this.current;
-    const session = this.session;
+    const agentProcess = this.agentProcess;
     if (!current) return false;
     current.stopReason ??= reason;
-    if (!session) return true;
-    session.cli.interrupt();
+    if (!agentProcess) return true;
+    agentProcess.cli.interrupt();
     current.killTimer ??= setTimeout(() => {
       this.logger.warn({ turnId: current.turnId }, 'agent ignored the interrupt; killing it');
-      session.cli.kill();
+      agentProcess.cli.kill();
     }, this.deps.settings.interruptGraceMs);
     return true;
   }
 
+  /** Stops the CLI, releases the sandbox and revokes its gateway token. */
   private teardown(): Promise<void> {
-    const session = this.session;
-    if (!session) return this.teardownDone;
-    this.session = null;
-    this.clearIdleTimer();
+    const lease = this.lease;
+    const agentProcess = this.agentProcess;
+    if (!lease) return this.teardownDone;
+    this.lease = null;
+    this.agentProcess = null;
+    this.clearIdleTimers();
     this.teardownDone = (async () => {
-      await session.cli.stop(2000);
-      await session.sandbox.release().catch((error: unknown) => this.logger.error({ err: error }, 'sandbox release failed'));
-      await this.deps.gateway.close(session.token).catch(() => undefined);
-      this.logger.info({ sandboxId: session.sandbox.id }, 'agent stopped');
+      // A frozen CLI cannot finish cleanly; thaw it first.
+      if (lease.paused) await lease.sandbox.resume().catch(() => undefined);
+      await agentProcess?.cli.stop(2000);
+      await lease.sandbox.release().catch((error: unknown) => this.logger.error({ err: error }, 'sandbox release failed'));
+      await this.deps.gateway.close(lease.token).catch(() => undefined);
+      this.logger.info({ sandboxId: lease.sandbox.id }, 'sandbox stopped');
     })();
     return this.teardownDone;
   }
 
-  private armIdleTimer(): void {
-    this.clearIdleTimer();
-    this.idleTimer = setTimeout(() => {
-      if (!this.pumping) void this.teardown();
-    }, this.deps.settings.idleTimeoutMs);
-    this.idleTimer.unref();
+  /** Idle: pause the sandbox after a while, stop it after longer; never while a turn runs or a terminal is attached. */
+  private armIdleTimers(): void {
+    this.clearIdleTimers();
+    if (this.closed || !this.lease || this.pumping || this.attachments > 0) return;
+    const idle = (): boolean => !this.pumping && this.attachments === 0 && !this.closed;
+    const { pauseAfterMs, idleTimeoutMs } = this.deps.settings;
+    if (pauseAfterMs > 0 && pauseAfterMs < idleTimeoutMs) {
+      this.idleTimers.push(
+        setTimeout(() => {
+          const lease = this.lease;
+          if (!lease || lease.paused || !idle()) return;
+          void lease.sandbox.pause().then(
+            (paused) => {
+              lease.paused = paused;
+              if (paused) this.logger.info({ sandboxId: lease.sandbox.id }, 'sandbox paused');
+            },
+            (error: unknown) => this.logger.error({ err: error }, 'sandbox pause failed'),
+          );
+        }, pauseAfterMs),
+      );
+    }
+    this.idleTimers.push(setTimeout(() => idle() && void this.teardown(), idleTimeoutMs));
+    for (const timer of this.idleTimers) timer.unref();
   }
 
-  private clearIdleTimer(): void {
-    if (this.idleTimer) clearTimeout(this.idleTimer);
-    this.idleTimer = null;
+  private clearIdleTimers(): void {
+    for (const timer of this.idleTimers) clearTimeout(timer);
+    this.idleTimers = [];
   }
 }
 

@@ -7,7 +7,7 @@ import type { Logger } from '../core/logger.ts';
 import type { WorkspaceEntry } from '../core/sandbox.ts';
 import type { Store } from '../core/store.ts';
 import type { Conversation, Turn, User } from '../core/types.ts';
-import { ConversationRunner, type RunnerDeps } from './conversation-runner.ts';
+import { ConversationRunner, type RunnerDeps, type SandboxAttachment } from './conversation-runner.ts';
 
 export interface ChatMessage {
   role: 'user' | 'assistant';
@@ -134,9 +134,20 @@ export class ConversationsService {
     return this.deps.bus.subscribe(conversationId, listener);
   }
 
-  /** Conversations with a live agent process or a turn in progress. */
-  activity(): { conversationId: string; busy: boolean; live: boolean }[] {
-    return [...this.runners.values()].filter((runner) => runner.busy || runner.live).map((runner) => ({ conversationId: runner.conversationId, busy: runner.busy, live: runner.live }));
+  /** Conversations with a live sandbox or a turn in progress. */
+  activity(): { conversationId: string; busy: boolean; live: boolean; paused: boolean }[] {
+    return [...this.runners.values()]
+      .filter((runner) => runner.busy || runner.live)
+      .map((runner) => ({ conversationId: runner.conversationId, busy: runner.busy, live: runner.live, paused: runner.paused }));
+  }
+
+  /**
+   * Holds the conversation's sandbox open for a terminal (starting or resuming it); the sandbox does not idle
+   * until `detach`. The caller must own the conversation.
+   */
+  async attachSandbox(user: User, conversationId: string): Promise<SandboxAttachment> {
+    await this.get(user, conversationId);
+    return this.runner(conversationId).attach();
   }
 
   async close(): Promise<void> {

@@ -17,6 +17,7 @@ const envNames = {
   'model.oauthToken': 'CLAUDE_CODE_OAUTH_TOKEN',
   'agent.claudeBinary': 'AGENTYARD_CLAUDE_BINARY',
   'agent.defaultModel': 'AGENTYARD_DEFAULT_MODEL',
+  'agent.pauseAfterSeconds': 'AGENTYARD_PAUSE_AFTER_SECONDS',
   'agent.idleTimeoutSeconds': 'AGENTYARD_IDLE_TIMEOUT_SECONDS',
   'agent.turnTimeoutSeconds': 'AGENTYARD_TURN_TIMEOUT_SECONDS',
   'agent.maxRetries': 'AGENTYARD_MODEL_MAX_RETRIES',
@@ -54,6 +55,7 @@ const rawSchema = z.object({
   'model.oauthToken': z.string().min(1).optional(),
   'agent.claudeBinary': z.string().min(1).optional(),
   'agent.defaultModel': z.string().min(1).default('claude-sonnet-5'),
+  'agent.pauseAfterSeconds': z.coerce.number().int().min(0).default(60),
   'agent.idleTimeoutSeconds': positiveInt.default(600),
   'agent.turnTimeoutSeconds': positiveInt.default(900),
   'agent.maxRetries': z.coerce.number().int().min(0).max(15).default(2),
@@ -77,6 +79,8 @@ export interface Config {
   agent: {
     claudeBinary: string;
     defaultModel: string;
+    /** Pause an idle sandbox after this long (0: never); stop it after idleTimeoutSeconds. */
+    pauseAfterSeconds: number;
     idleTimeoutSeconds: number;
     turnTimeoutSeconds: number;
     maxRetries: number;
@@ -162,6 +166,7 @@ export function loadConfig(input: { env: Record<string, string | undefined>; arg
     agent: {
       claudeBinary,
       defaultModel: values['agent.defaultModel'],
+      pauseAfterSeconds: values['agent.pauseAfterSeconds'],
       idleTimeoutSeconds: values['agent.idleTimeoutSeconds'],
       turnTimeoutSeconds: values['agent.turnTimeoutSeconds'],
       maxRetries: values['agent.maxRetries'],

@@ -39,6 +39,11 @@ export interface ExecOptions {
   cwd?: string;
   /** Keep stdin open as a pipe; otherwise stdin is empty. */
   stdin?: boolean;
+  /**
+   * Run on a pseudo-terminal of this size (for interactive shells): stdin is then always open, and stdout carries
+   * the terminal's combined output (stderr stays empty).
+   */
+  tty?: { cols: number; rows: number };
 }
 
 export interface ExitStatus {
@@ -53,6 +58,8 @@ export interface ExecProcess {
   readonly stderr: Readable;
   /** Signals the process (and, for SIGKILL, its whole process group inside the sandbox). */
   kill(signal?: NodeJS.Signals): void;
+  /** Resizes the process's terminal; does nothing for a process without one. */
+  resize(cols: number, rows: number): void;
   /** Settles when the process has exited and its output streams have ended. */
   readonly exited: Promise<ExitStatus>;
 }
@@ -69,6 +76,13 @@ export interface Sandbox {
   readFile(path: string): Promise<Buffer>;
   /** Writes a file of the workspace, creating parent directories; confined like readFile. */
   writeFile(path: string, data: Buffer | string): Promise<void>;
+  /**
+   * Freezes every process of the sandbox (they keep their memory but use no CPU); false when the backend
+   * cannot, in which case nothing changed. Idempotent.
+   */
+  pause(): Promise<boolean>;
+  /** Thaws a paused sandbox; does nothing to a running one. */
+  resume(): Promise<void>;
   /** Kills every process of the sandbox and frees its resources. The workspace is kept. Idempotent. */
   release(): Promise<void>;
 }

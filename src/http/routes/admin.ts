@@ -45,7 +45,7 @@ export function registerAdminRoutes(app: App, { accounts, conversations }: AppSe
       schema: {
         tags: ['admin'],
         summary: 'Conversations with a live agent right now',
-        response: { 200: z.object({ conversations: z.array(z.object({ conversationId: z.string(), busy: z.boolean(), live: z.boolean() })) }), ...errorResponses },
+        response: { 200: z.object({ conversations: z.array(z.object({ conversationId: z.string(), busy: z.boolean(), live: z.boolean(), paused: z.boolean() })) }), ...errorResponses },
       },
     },
     async (request) => {

@@ -73,6 +73,7 @@ export class LocalSandbox implements Sandbox {
     if (this.releasing) throw new AppError('SANDBOX_UNAVAILABLE', 'sandbox was released');
     if (!this.initAlive) throw new AppError('SANDBOX_UNAVAILABLE', 'sandbox is no longer running');
     validateArgv(argv);
+    if (options.tty) throw new AppError('BAD_REQUEST', 'the local sandbox has no terminal support yet');
     const cwd = options.cwd ?? sandboxPaths.workspace;
     if (!cwd.startsWith('/') || cwd.includes('\0')) throw new AppError('BAD_REQUEST', 'cwd must be an absolute path');
     const env = buildEnv(options.env);
@@ -108,6 +109,13 @@ export class LocalSandbox implements Sandbox {
   writeFile(path: string, data: Buffer | string): Promise<void> {
     return this.state.files.write(path, data);
   }
+
+  /** Not supported yet: the runner then stops an idle sandbox instead of pausing it. */
+  async pause(): Promise<boolean> {
+    return false;
+  }
+
+  async resume(): Promise<void> {}
 
   release(): Promise<void> {
     this.releasing ??= this.teardown();
@@ -169,6 +177,8 @@ class LocalExecProcess implements ExecProcess {
       });
     });
   }
+
+  resize(): void {}
 
   kill(signal: NodeJS.Signals = 'SIGTERM'): void {
     const pid = this.child.pid;
