@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what Agentyard needs on a Debian/Ubuntu host, skipping what is already there:
-# the sandbox tools (bubblewrap, socat, util-linux), PostgreSQL for the store tests, and node_modules.
+# the sandbox tools (bubblewrap, socat, util-linux), PostgreSQL for the store tests, node_modules and the web app.
 # Runs before `npm start` and `npm test`; fast when nothing is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(bubblewrap socat util-linux procps postgresql)
+# `--test` (npm test) adds what only the tests need: Debian's Chromium for the browser tests.
+if [[ ${1:-} == --test ]]; then packages+=(chromium); fi
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
@@ -30,3 +32,6 @@ if [[ ! -f $stamp ]] || ! cmp -s package-lock.json "$stamp"; then
   npm ci --no-audit --no-fund
   cp package-lock.json "$stamp"
 fi
+
+# The web app: rebuilt only when its sources changed.
+bash scripts/build-web.sh

@@ -2,6 +2,7 @@ import { ConfigError, loadConfig } from './core/config.ts';
 import { createUser } from './cli/create-user.ts';
 import { doctor } from './cli/doctor.ts';
 import { print, printError } from './cli/output.ts';
+import { sandboxImage } from './cli/sandbox-image.ts';
 import { serve } from './cli/serve.ts';
 
 const usage = `usage: agentyard <command> [options]
@@ -9,7 +10,8 @@ const usage = `usage: agentyard <command> [options]
 commands:
   serve [--host H] [--port P] [--data-dir D]   start the platform (default http://127.0.0.1:8080)
   create-user --email E --password P [--admin] create an account
-  doctor                                        check this host and say how to fix problems`;
+  doctor                                        check this host and say how to fix problems
+  sandbox-image [--force] [--tag IMAGE]         build the Docker sandbox image offline (AGENTYARD_SANDBOX_IMAGE)`;
 
 /** The entry point: the only place (with src/cli) that reads process.env and argv. */
 async function main(argv: string[]): Promise<number> {
@@ -24,6 +26,9 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'doctor':
       return (await doctor(loadConfig({ env }))) ? 0 : 1;
+    case 'sandbox-image':
+      await sandboxImage(loadConfig({ env }), rest, env);
+      return 0;
     case undefined:
     case 'help':
     case '--help':

@@ -10,10 +10,18 @@ import type { BackendCheck, SandboxProvider } from './core/sandbox.ts';
 import type { Store } from './core/store.ts';
 import { EventBus } from './conversations/event-bus.ts';
 import { ConversationsService } from './conversations/conversations-service.ts';
+import { CredentialCipher } from './gateway/credential-cipher.ts';
+import { createEgressResolver } from './gateway/egress-resolver.ts';
+import { EgressSettings } from './gateway/egress-settings.ts';
 import { createGateway, type Gateway } from './gateway/gateway.ts';
+import { UserCredentials } from './gateway/user-credentials.ts';
 import { buildServer, type App } from './http/server.ts';
 import { createLocalProvider } from './sandbox/local/index.ts';
+import { createDockerProvider } from './sandbox/docker/index.ts';
 import { createStore } from './store/index.ts';
+import { createPriceTable } from './usage/price-table.ts';
+import { QuotasService } from './usage/quotas-service.ts';
+import { UsageService } from './usage/usage-service.ts';
 
 /** A running platform: the HTTP server and everything behind it. */
 export interface Platform {
@@ -24,19 +32,35 @@ export interface Platform {
   sandboxes: SandboxProvider;
   gateway: Gateway;
   accounts: AccountsService;
+  quotas: QuotasService;
+  credentials: UserCredentials;
   close(): Promise<void>;
 }
 
 /** The services every entry point needs (serve, create-user, doctor), without the HTTP server. */
 export function buildCore(config: Config, logger: Logger): { store: Store; sandboxes: SandboxProvider; accounts: AccountsService } {
   const store = createStore(config.store, logger.child({ component: 'store' }));
-  const sandboxes = createLocalProvider({
-    dataDir: config.dataDir,
-    claudeBinary: config.agent.claudeBinary,
-    sandboxUid: config.sandbox.uid,
-    sandboxGid: config.sandbox.gid,
-    logger: logger.child({ component: 'sandbox' }),
-  });
+  // The Docker backend loads its SDK (dockerode) on first use only.
+  const sandboxes: SandboxProvider =
+    config.sandbox.kind === 'docker'
+      ? createDockerProvider({
+          dataDir: config.dataDir,
+          image: config.sandbox.image,
+          runtime: config.sandbox.runtime,
+          ...(config.sandbox.dockerHost ? { dockerHost: config.sandbox.dockerHost } : {}),
+          poolSize: config.sandbox.poolSize,
+          workspaceDiskMb: config.sandbox.workspaceDiskMb,
+          sandboxUid: config.sandbox.uid,
+          sandboxGid: config.sandbox.gid,
+          logger: logger.child({ component: 'sandbox' }),
+        })
+      : createLocalProvider({
+          dataDir: config.dataDir,
+          claudeBinary: config.agent.claudeBinary,
+          sandboxUid: config.sandbox.uid,
+          sandboxGid: config.sandbox.gid,
+          logger: logger.child({ component: 'sandbox' }),
+        });
   return { store, sandboxes, accounts: new AccountsService(store, config.registration) };
 }
 
@@ -61,16 +85,44 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
   const { store, sandboxes, accounts } = buildCore(config, logger);
   await store.migrate();
 
+  const prices = createPriceTable(config.prices);
+  const quotas = new QuotasService({ store, prices, defaults: config.quotas, logger: logger.child({ component: 'quotas' }) });
+  await quotas.recover();
+  const usage = new UsageService(store, prices);
+  const credentials = new UserCredentials(store, config.secretKey ? new CredentialCipher(config.secretKey) : null, logger.child({ component: 'credentials' }));
+  // The gateway reports refusals to the runner, which is built after it.
+  let refusals: ConversationsService | null = null;
   const gateway = createGateway({
     upstreamUrl: config.model.upstreamUrl,
     credential: config.model.credential,
     socketDir: path.join(config.dataDir, 'run', 'gateway'),
     logger: logger.child({ component: 'gateway' }),
-    onUsage: (usage) => store.recordUsage({ id: newId('use'), ...usage, createdAt: new Date().toISOString() }),
+    maxBodyBytes: config.gateway.maxBodyBytes,
+    maxStreamsPerSandbox: config.gateway.maxStreamsPerSandbox,
+    stallTimeoutMs: config.gateway.stallTimeoutSeconds * 1000,
+    onUsage: (record) => quotas.record({ id: newId('use'), ...record, createdAt: new Date().toISOString() }),
+    credentialFor: (userId) => credentials.credentialFor(userId),
+    admit: async (grant) => {
+      const refusal = await quotas.checkModelRequest(grant.userId);
+      return refusal && { code: 'QUOTA_EXCEEDED', message: refusal.message, details: { quota: refusal.quota, resetsAt: refusal.resetsAt } };
+    },
+    onRefused: ({ grant, turnId, refusal }) => {
+      if (turnId) refusals?.noteRefusal(grant.conversationId, turnId, { code: refusal.code, message: refusal.message });
+    },
+    egress: {
+      resolve: createEgressResolver({ hosts: config.gateway.egressHosts, dnsServers: config.gateway.egressDnsServers }),
+      maxConnectionsPerSandbox: config.gateway.egressMaxConnections,
+      onEgress: (event) => {
+        store.recordEgress({ id: newId('egr'), ...event, createdAt: new Date().toISOString() }).catch((error: unknown) => {
+          logger.error({ err: error, conversationId: event.conversationId }, 'could not record an egress connection');
+        });
+      },
+    },
   });
   const agents = new AgentsService(store);
   await agents.installBuiltins([builtinDefaultAgent({ model: config.agent.defaultModel, turnTimeoutSeconds: config.agent.turnTimeoutSeconds })]);
   const conversations = new ConversationsService({
+    prices,
     store,
     sandboxes,
     gateway,
@@ -78,6 +130,7 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
     bus: new EventBus(),
     logger: logger.child({ component: 'runner' }),
     maxMessageBytes: config.limits.maxMessageBytes,
+    quotas,
     settings: {
       pauseAfterMs: config.agent.pauseAfterSeconds * 1000,
       idleTimeoutMs: config.agent.idleTimeoutSeconds * 1000,
@@ -87,6 +140,7 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
       pidsLimit: 512,
     },
   });
+  refusals = conversations;
   await conversations.recover();
 
   const readiness = async (): Promise<BackendCheck[]> => {
@@ -98,7 +152,8 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
     return [storeCheck, ...sandboxChecks.filter((check) => check.name !== 'claude-binary'), await checkClaudeBinary(config)];
   };
 
-  const app = await buildServer({ config, accounts, agents, conversations, readiness, logger });
+  const egress = new EgressSettings(store, logger.child({ component: 'egress' }));
+  const app = await buildServer({ config, accounts, agents, conversations, readiness, logger, quotas, usage, credentials, egress });
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
@@ -112,6 +167,8 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
     sandboxes,
     gateway,
     accounts,
+    quotas,
+    credentials,
     async close() {
       await app.close();
       await conversations.close();

@@ -22,6 +22,7 @@ export function builtinDefaultAgent(options: { model: string; turnTimeoutSeconds
     maxTurns: null,
     // Two cores: the CLI's start-up is multi-threaded, and a 1-core quota adds 100–150 ms to every cold start.
     limits: { memoryMb: 2048, cpus: 2, turnTimeoutSeconds: options.turnTimeoutSeconds },
+    egressDomains: [],
     createdAt: now,
     updatedAt: now,
   };

@@ -10,7 +10,11 @@ export interface TurnResult {
   text: string;
   apiErrorStatus: number | null;
   usage: TokenUsage | null;
-  costUsd: number | null;
+  /**
+   * Tokens this turn used per model. The CLI's `modelUsage` (and `total_cost_usd`) add up over the whole
+   * process; this is the difference from the previous turn's.
+   */
+  modelUsage: { model: string; usage: TokenUsage }[];
   sessionId: string | null;
 }
 
@@ -38,6 +42,29 @@ function toolOutput(content: unknown): string {
   return joined.length > maxToolOutputChars ? `${joined.slice(0, maxToolOutputChars)}\n… [truncated]` : joined;
 }
 
+const subtract = (a: TokenUsage, b: TokenUsage | undefined): TokenUsage => ({
+  inputTokens: a.inputTokens - (b?.inputTokens ?? 0),
+  outputTokens: a.outputTokens - (b?.outputTokens ?? 0),
+  cacheCreationInputTokens: a.cacheCreationInputTokens - (b?.cacheCreationInputTokens ?? 0),
+  cacheReadInputTokens: a.cacheReadInputTokens - (b?.cacheReadInputTokens ?? 0),
+});
+
+/** The CLI's cumulative per-model usage (`modelUsage`, camelCase keys). */
+function cumulativeModelUsage(value: unknown): Map<string, TokenUsage> {
+  const totals = new Map<string, TokenUsage>();
+  if (!isObject(value)) return totals;
+  for (const [model, entry] of Object.entries(value)) {
+    if (!isObject(entry)) continue;
+    totals.set(model, {
+      inputTokens: count(entry.inputTokens),
+      outputTokens: count(entry.outputTokens),
+      cacheCreationInputTokens: count(entry.cacheCreationInputTokens),
+      cacheReadInputTokens: count(entry.cacheReadInputTokens),
+    });
+  }
+  return totals;
+}
+
 function usageOf(value: unknown): TokenUsage | null {
   if (!isObject(value)) return null;
   return {
@@ -55,6 +82,7 @@ function usageOf(value: unknown): TokenUsage | null {
 export class EventMapper {
   private turnId = '';
   private streamingMessageId = '';
+  private previousModelUsage = new Map<string, TokenUsage>();
 
   beginTurn(turnId: string): void {
     this.turnId = turnId;
@@ -131,6 +159,11 @@ export class EventMapper {
 
   private mapResult(line: Json): TurnResult {
     const errors = Array.isArray(line.errors) ? line.errors.filter((entry) => typeof entry === 'string') : [];
+    const cumulative = cumulativeModelUsage(line.modelUsage);
+    const modelUsage = [...cumulative]
+      .map(([model, usage]) => ({ model, usage: subtract(usage, this.previousModelUsage.get(model)) }))
+      .filter(({ usage }) => Object.values(usage).some((tokens) => tokens > 0));
+    this.previousModelUsage = cumulative;
     return {
       isError: line.is_error === true,
       subtype: text(line.subtype),
@@ -138,7 +171,7 @@ export class EventMapper {
       text: text(line.result) || errors.join('; '),
       apiErrorStatus: typeof line.api_error_status === 'number' ? line.api_error_status : null,
       usage: usageOf(line.usage),
-      costUsd: typeof line.total_cost_usd === 'number' ? line.total_cost_usd : null,
+      modelUsage,
       sessionId: typeof line.session_id === 'string' ? line.session_id : null,
     };
   }

@@ -4,12 +4,12 @@ import { claudeArgs, claudeEnv } from '../claude/claude-command.ts';
 import { EventMapper, type TurnResult } from '../claude/event-mapper.ts';
 import { AppError, type ErrorCode } from '../core/errors.ts';
 import type { EventData } from '../core/events.ts';
-import type { GatewayGrants } from '../core/gateway.ts';
+import { egressProxyEnv, type GatewayGrants } from '../core/gateway.ts';
 import { newId } from '../core/ids.ts';
 import type { Logger } from '../core/logger.ts';
 import type { ExitStatus, Sandbox, SandboxProvider } from '../core/sandbox.ts';
 import type { Store } from '../core/store.ts';
-import type { Agent, Conversation, Turn, TurnStatus } from '../core/types.ts';
+import type { Agent, Conversation, TokenUsage, Turn, TurnStatus } from '../core/types.ts';
 import type { EventBus } from './event-bus.ts';
 
 export interface RunnerSettings {
@@ -25,13 +25,32 @@ export interface RunnerSettings {
   pidsLimit: number;
 }
 
+/** Prices model usage (src/usage/price-table.ts); the same table the usage API reports with. */
+export interface CostEstimator {
+  cost(model: string, usage: TokenUsage): number;
+}
+
 export interface RunnerDeps {
   store: Store;
+  prices: CostEstimator;
   sandboxes: SandboxProvider;
   gateway: GatewayGrants;
   bus: EventBus;
   settings: RunnerSettings;
   logger: Logger;
+  /** Quota checks and sandbox-hours accounting; none: no quotas. */
+  quotas?: TurnQuotas;
+}
+
+/** What the runner asks of the quotas (src/usage/quotas-service.ts implements it). */
+export interface TurnQuotas {
+  /** Throws QUOTA_EXCEEDED when the user may not start a turn; `needsSandbox`: it would start a sandbox. */
+  assertCanStartTurn(userId: string, options: { needsSandbox: boolean }): Promise<void>;
+  /** Throws QUOTA_EXCEEDED when the user may not start one more sandbox. */
+  assertCanStartSandbox(userId: string): Promise<void>;
+  /** Returns the session id to pass to `sandboxStopped`. */
+  sandboxStarted(userId: string, conversationId: string): Promise<string>;
+  sandboxStopped(sessionId: string): Promise<void>;
 }
 
 /** A conversation's sandbox with its gateway grant; it outlives CLI processes and terminals. */
@@ -39,6 +58,8 @@ interface SandboxLease {
   sandbox: Sandbox;
   token: string;
   paused: boolean;
+  /** The sandbox-hours session, when quotas are kept. */
+  sessionId: string | null;
 }
 
 interface AgentProcess {
@@ -78,6 +99,8 @@ export class ConversationRunner {
   private stopNext = false;
   private teardownDone: Promise<void> = Promise.resolve();
   private persisted: Promise<void> = Promise.resolve();
+  /** Model requests of a turn that the gateway refused (a quota), by turn. */
+  private readonly refusals = new Map<string, { code: ErrorCode; message: string }>();
   private closed = false;
   private readonly logger: Logger;
 
@@ -106,6 +129,11 @@ export class ConversationRunner {
     this.clearIdleTimers();
     this.queue.push(turnId);
     if (!this.pumping) void this.pump();
+  }
+
+  /** The gateway refused a model request of the turn: the turn ends with this error rather than an upstream one. */
+  noteRefusal(turnId: string, error: { code: ErrorCode; message: string }): void {
+    if (this.current?.turnId === turnId && !this.refusals.has(turnId)) this.refusals.set(turnId, error);
   }
 
   /** Stops the running turn (or the one being started); false when no turn is running. */
@@ -203,10 +231,13 @@ export class ConversationRunner {
     const stopReason = this.current.stopReason;
     if (this.current.killTimer) clearTimeout(this.current.killTimer);
     this.current = null;
-    const outcome = conclude(end, stopReason);
+    const refusal = this.refusals.get(turnId) ?? null;
+    this.refusals.delete(turnId);
+    const outcome = conclude(end, stopReason, refusal);
     const result = end.kind === 'result' ? end.result : null;
     if (outcome.error) await this.emit({ type: 'error', turnId, ...outcome.error });
-    const ended = { usage: result?.usage ?? null, costUsd: result?.costUsd ?? null };
+    const costUsd = result ? result.modelUsage.reduce((sum, entry) => sum + this.deps.prices.cost(entry.model, entry.usage), 0) : null;
+    const ended = { usage: result?.usage ?? null, costUsd };
     await this.emit({ type: 'turn.ended', turnId, status: outcome.status, ...ended, durationMs: Date.now() - started, ...(outcome.error ? { error: outcome.error } : {}) });
     await store.updateTurn(turnId, { status: outcome.status, endedAt: new Date().toISOString(), ...ended, error: outcome.error?.message ?? null });
     this.logger.info({ turnId, status: outcome.status, durationMs: Date.now() - started }, 'turn ended');
@@ -218,8 +249,16 @@ export class ConversationRunner {
     let agentProcess: AgentProcess;
     try {
       lease = await this.ensureSandbox(conversation, agent);
-      agentProcess = await this.ensureAgentProcess(lease, conversation, agent);
+      agentProcess = await this.ensureAgentProcess(lease, conversation, agent).catch(async (error: unknown) => {
+        // The sandbox died on its own (a gVisor sandbox over its memory or pids limit, say): replace it once.
+        if (!(error instanceof AppError) || error.code !== 'SANDBOX_UNAVAILABLE' || this.lease !== lease) throw error;
+        this.logger.warn({ sandboxId: lease.sandbox.id }, 'the sandbox is gone; starting a new one');
+        await this.teardown();
+        lease = await this.ensureSandbox(conversation, agent);
+        return this.ensureAgentProcess(lease, conversation, agent);
+      });
     } catch (error) {
+      if (error instanceof AppError && error.code === 'QUOTA_EXCEEDED') return { kind: 'failure', code: error.code, message: error.message };
       this.logger.error({ err: error }, 'could not start the agent');
       return { kind: 'failure', code: 'SANDBOX_UNAVAILABLE', message: 'the agent’s sandbox could not be started; see the server log' };
     }
@@ -228,6 +267,8 @@ export class ConversationRunner {
     const { cli, mapper } = agentProcess;
     mapper.beginTurn(turn.id);
     this.deps.gateway.setTurn(lease.token, turn.id);
+    // The agent's egress domains as they are now; a change applies from the next turn.
+    this.deps.gateway.setEgressDomains(lease.token, agent.egressDomains);
     const deadline = setTimeout(() => this.stopTurn('deadline'), agent.limits.turnTimeoutSeconds * 1000);
 
     const end = await new Promise<TurnEnd>((resolve) => {
@@ -265,8 +306,15 @@ export class ConversationRunner {
       }
       return this.lease;
     }
-    const { gateway, sandboxes, settings } = this.deps;
-    const grant = await gateway.open({ sandboxId: newId('sbx'), userId: conversation.userId, conversationId: conversation.id });
+    const { gateway, sandboxes, settings, quotas } = this.deps;
+    await quotas?.assertCanStartSandbox(conversation.userId);
+    const grant = await gateway.open({
+      sandboxId: newId('sbx'),
+      userId: conversation.userId,
+      conversationId: conversation.id,
+      agentId: agent.id,
+      egressDomains: agent.egressDomains,
+    });
     try {
       const sandbox = await sandboxes.acquire({
         workspaceId: conversation.id,
@@ -274,7 +322,13 @@ export class ConversationRunner {
         gatewaySocket: grant.socketPath,
         labels: { conversation: conversation.id, user: conversation.userId },
       });
-      this.lease = { sandbox, token: grant.token, paused: false };
+      const sessionId = quotas
+        ? await quotas.sandboxStarted(conversation.userId, conversation.id).catch((error: unknown) => {
+            this.logger.error({ err: error }, 'could not record the sandbox session');
+            return null;
+          })
+        : null;
+      this.lease = { sandbox, token: grant.token, paused: false, sessionId };
       this.logger.info({ sandboxId: sandbox.id }, 'sandbox started');
       return this.lease;
     } catch (error) {
@@ -294,12 +348,16 @@ export class ConversationRunner {
       // Stored before the CLI starts, so that a process killed at any point can be resumed.
       await store.updateConversation(conversation.id, { claudeSessionId: session.create });
     }
-    const env = claudeEnv({
-      gatewayUrl: lease.sandbox.gatewayUrl,
-      gatewayToken: lease.token,
-      maxRetries: settings.maxRetries,
-      requestTimeoutMs: settings.requestTimeoutMs,
-    });
+    const env = {
+      ...claudeEnv({
+        gatewayUrl: lease.sandbox.gatewayUrl,
+        gatewayToken: lease.token,
+        maxRetries: settings.maxRetries,
+        requestTimeoutMs: settings.requestTimeoutMs,
+      }),
+      // The tools' only way to the network: the gateway's egress proxy, which allows the agent's egressDomains.
+      ...egressProxyEnv(lease.sandbox.gatewayUrl),
+    };
     const cli = new ClaudeProcess(lease.sandbox, ['claude', ...claudeArgs({ agent, session })], env, this.logger);
     cli.start();
     const agentProcess: AgentProcess = { cli, mapper: new EventMapper() };
@@ -342,6 +400,9 @@ export class ConversationRunner {
       await agentProcess?.cli.stop(2000);
       await lease.sandbox.release().catch((error: unknown) => this.logger.error({ err: error }, 'sandbox release failed'));
       await this.deps.gateway.close(lease.token).catch(() => undefined);
+      if (lease.sessionId) {
+        await this.deps.quotas?.sandboxStopped(lease.sessionId).catch((error: unknown) => this.logger.error({ err: error }, 'could not record the sandbox stop'));
+      }
       this.logger.info({ sandboxId: lease.sandbox.id }, 'sandbox stopped');
     })();
     return this.teardownDone;
@@ -378,10 +439,14 @@ export class ConversationRunner {
   }
 }
 
-/** The turn's status and error from how it ended and why it was stopped. */
-export function conclude(end: TurnEnd, stopReason: 'user' | 'deadline' | null): Outcome {
+/**
+ * The turn's status and error from how it ended and why it was stopped. `refusal`: the gateway refused one of its
+ * model requests (a quota), which is why the CLI gave up.
+ */
+export function conclude(end: TurnEnd, stopReason: 'user' | 'deadline' | null, refusal: { code: ErrorCode; message: string } | null = null): Outcome {
   if (stopReason === 'deadline') return { status: 'timed_out', error: { code: 'TIMEOUT', message: 'the turn reached its time limit and was stopped' } };
   if (stopReason === 'user') return { status: 'interrupted' };
+  if (refusal) return { status: 'failed', error: refusal };
   switch (end.kind) {
     case 'failure':
       return { status: 'failed', error: { code: end.code, message: end.message } };

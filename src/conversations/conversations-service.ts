@@ -1,12 +1,12 @@
 import type { AgentsService } from '../agents/agents-service.ts';
 import { defaultAgentId } from '../agents/agents-service.ts';
-import { AppError, notFound } from '../core/errors.ts';
+import { AppError, notFound, type ErrorCode } from '../core/errors.ts';
 import type { ConversationEvent } from '../core/events.ts';
 import { newId } from '../core/ids.ts';
 import type { Logger } from '../core/logger.ts';
-import type { WorkspaceEntry } from '../core/sandbox.ts';
+import type { WorkspaceEntry, WorkspaceFileAccess } from '../core/sandbox.ts';
 import type { Store } from '../core/store.ts';
-import type { Conversation, Turn, User } from '../core/types.ts';
+import type { Conversation, EgressRecord, Turn, User } from '../core/types.ts';
 import { ConversationRunner, type RunnerDeps, type SandboxAttachment } from './conversation-runner.ts';
 
 export interface ChatMessage {
@@ -101,6 +101,8 @@ export class ConversationsService {
       throw new AppError('PAYLOAD_TOO_LARGE', `the message is longer than ${this.deps.maxMessageBytes} bytes`);
     }
     if (!text.trim()) throw new AppError('BAD_REQUEST', 'the message is empty');
+    // Refused before anything is stored: 429 QUOTA_EXCEEDED naming the quota and when it resets.
+    await this.deps.quotas?.assertCanStartTurn(user.id, { needsSandbox: !(this.runners.get(conversation.id)?.live ?? false) });
     const turn = await this.deps.store.createTurn({ id: newId('turn'), conversationId: conversation.id, input: text });
     const runner = this.runner(conversation.id);
     await runner.emit({ type: 'turn.queued', turnId: turn.id, text });
@@ -117,6 +119,28 @@ export class ConversationsService {
   async readFile(user: User, conversationId: string, path: string): Promise<Buffer> {
     await this.get(user, conversationId);
     return this.deps.sandboxes.workspaceFiles(conversationId).read(path);
+  }
+
+  /** The conversation's workspace files (for uploads and archives), after checking the user owns it. */
+  async workspaceFiles(user: User, conversationId: string): Promise<WorkspaceFileAccess> {
+    await this.get(user, conversationId);
+    return this.deps.sandboxes.workspaceFiles(conversationId);
+  }
+
+  /** True while a turn of the conversation runs or waits. */
+  isRunning(conversationId: string): boolean {
+    return this.runners.get(conversationId)?.busy ?? false;
+  }
+
+  /** The gateway refused a model request of the conversation's running turn (a quota); the turn ends with this error. */
+  noteRefusal(conversationId: string, turnId: string, error: { code: ErrorCode; message: string }): void {
+    this.runners.get(conversationId)?.noteRefusal(turnId, error);
+  }
+
+  /** The conversation's egress log: every connection its sandboxes tried through the egress proxy, oldest first. */
+  async egressLog(user: User, conversationId: string, limit: number): Promise<EgressRecord[]> {
+    await this.get(user, conversationId);
+    return this.deps.store.listEgress(conversationId, { limit });
   }
 
   /** Stops the running turn; false when none was running. */
@@ -139,6 +163,19 @@ export class ConversationsService {
     return [...this.runners.values()]
       .filter((runner) => runner.busy || runner.live)
       .map((runner) => ({ conversationId: runner.conversationId, busy: runner.busy, live: runner.live, paused: runner.paused }));
+  }
+
+  /** activity() with who owns each conversation and what it is, for administrators. */
+  async activityDetails(): Promise<
+    { conversationId: string; busy: boolean; live: boolean; paused: boolean; title: string | null; agentId: string | null; userId: string | null; userEmail: string | null }[]
+  > {
+    return Promise.all(
+      this.activity().map(async (entry) => {
+        const conversation = await this.deps.store.getConversation(entry.conversationId);
+        const owner = conversation ? await this.deps.store.getUser(conversation.userId) : null;
+        return { ...entry, title: conversation?.title ?? null, agentId: conversation?.agentId ?? null, userId: conversation?.userId ?? null, userEmail: owner?.email ?? null };
+      }),
+    );
   }
 
   /**

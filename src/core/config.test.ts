@@ -53,3 +53,73 @@ describe('loadConfig', () => {
     expect((error as ConfigError).problems).toHaveLength(4);
   });
 });
+
+describe('loadConfig: the gateway’s settings', () => {
+  it('defaults to unlimited quotas, no secret key, the built-in prices and generous rate limits', () => {
+    const config = loadConfig({ env: {} });
+    expect(config.quotas).toEqual({ tokensPerDay: null, tokensPerMonth: null, costPerDayUsd: null, costPerMonthUsd: null, concurrentSandboxes: null, sandboxHoursPerMonth: null });
+    expect(config.secretKey).toBeNull();
+    expect(config.prices).toBeNull();
+    expect(config.rateLimits).toEqual({ windowSeconds: 60, perUser: 600, perToken: 300, anonymous: 120 });
+    expect(config.gateway).toMatchObject({ maxStreamsPerSandbox: 8, egressMaxConnections: 32, egressHosts: {}, egressDnsServers: [] });
+  });
+
+  it('reads quotas, the secret key, prices and the egress resolver', () => {
+    const key = Buffer.alloc(32, 7);
+    const config = loadConfig({
+      env: {
+        AGENTYARD_QUOTA_TOKENS_PER_DAY: '5000',
+        AGENTYARD_QUOTA_COST_PER_MONTH_USD: '12.5',
+        AGENTYARD_QUOTA_CONCURRENT_SANDBOXES: 'unlimited',
+        AGENTYARD_SECRET_KEY: key.toString('hex'),
+        AGENTYARD_MODEL_PRICES: '{"m*":{"input":1,"output":2,"cacheWrite":3,"cacheRead":4}}',
+        AGENTYARD_EGRESS_HOSTS: 'Remote.Test=203.0.113.7, remote.test=2001:db8::7',
+        AGENTYARD_EGRESS_DNS_SERVERS: '127.0.0.1:5353, 10.0.0.2',
+      },
+    });
+    expect(config.quotas).toMatchObject({ tokensPerDay: 5000, costPerMonthUsd: 12.5, concurrentSandboxes: null });
+    expect(config.secretKey?.equals(key)).toBe(true);
+    expect(config.prices).toEqual({ 'm*': { input: 1, output: 2, cacheWrite: 3, cacheRead: 4 } });
+    expect(config.gateway.egressHosts).toEqual({ 'remote.test': ['203.0.113.7', '2001:db8::7'] });
+    expect(config.gateway.egressDnsServers).toEqual(['127.0.0.1:5353', '10.0.0.2']);
+  });
+
+  it('names each wrong gateway setting and its variable', () => {
+    let error: unknown;
+    try {
+      loadConfig({ env: { AGENTYARD_SECRET_KEY: 'too-short', AGENTYARD_QUOTA_TOKENS_PER_DAY: 'lots', AGENTYARD_MODEL_PRICES: '{"m":{"input":"x"}}' } });
+    } catch (caught) {
+      error = caught;
+    }
+    const message = (error as ConfigError).message;
+    expect(message).toMatch(/secretKey: .*set AGENTYARD_SECRET_KEY/);
+    expect(message).toMatch(/quotas\.tokensPerDay: .*set AGENTYARD_QUOTA_TOKENS_PER_DAY/);
+    expect(message).toMatch(/usage\.prices: .*set AGENTYARD_MODEL_PRICES/);
+    expect(message).not.toContain('too-short');
+  });
+
+  it('chooses the Docker backend with its runtime, image, pool, disk size and DOCKER_HOST', () => {
+    const config = loadConfig({
+      env: {
+        AGENTYARD_SANDBOX: 'docker',
+        AGENTYARD_DOCKER_RUNTIME: 'runsc',
+        AGENTYARD_SANDBOX_IMAGE: 'registry.example/sandbox:1',
+        AGENTYARD_SANDBOX_POOL_SIZE: '0',
+        AGENTYARD_WORKSPACE_DISK_MB: '512',
+        DOCKER_HOST: 'unix:///run/user/1000/docker.sock',
+      },
+    });
+    expect(config.sandbox).toEqual({
+      kind: 'docker',
+      uid: 64000,
+      gid: 64000,
+      image: 'registry.example/sandbox:1',
+      runtime: 'runsc',
+      dockerHost: 'unix:///run/user/1000/docker.sock',
+      poolSize: 0,
+      workspaceDiskMb: 512,
+    });
+    expect(() => loadConfig({ env: { AGENTYARD_SANDBOX: 'docker', AGENTYARD_DOCKER_RUNTIME: 'kata' } })).toThrow(/AGENTYARD_DOCKER_RUNTIME/);
+    expect(() => loadConfig({ env: { AGENTYARD_SANDBOX: 'kubernetes' } })).toThrow(/AGENTYARD_SANDBOX/);
+  });
+});

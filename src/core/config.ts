@@ -12,6 +12,11 @@ const envNames = {
   'store.url': 'DATABASE_URL',
   'sandbox.kind': 'AGENTYARD_SANDBOX',
   'sandbox.uid': 'AGENTYARD_SANDBOX_UID',
+  'sandbox.image': 'AGENTYARD_SANDBOX_IMAGE',
+  'sandbox.dockerRuntime': 'AGENTYARD_DOCKER_RUNTIME',
+  'sandbox.dockerHost': 'DOCKER_HOST',
+  'sandbox.poolSize': 'AGENTYARD_SANDBOX_POOL_SIZE',
+  'sandbox.workspaceDiskMb': 'AGENTYARD_WORKSPACE_DISK_MB',
   'model.upstreamUrl': 'ANTHROPIC_BASE_URL',
   'model.apiKey': 'ANTHROPIC_API_KEY',
   'model.oauthToken': 'CLAUDE_CODE_OAUTH_TOKEN',
@@ -23,6 +28,25 @@ const envNames = {
   'agent.maxRetries': 'AGENTYARD_MODEL_MAX_RETRIES',
   'agent.requestTimeoutMs': 'AGENTYARD_MODEL_REQUEST_TIMEOUT_MS',
   'limits.maxMessageBytes': 'AGENTYARD_MAX_MESSAGE_BYTES',
+  // The gateway (issue 5): secrets at rest, prices, quotas, rate limits, abuse limits and egress.
+  secretKey: 'AGENTYARD_SECRET_KEY',
+  'usage.prices': 'AGENTYARD_MODEL_PRICES',
+  'quotas.tokensPerDay': 'AGENTYARD_QUOTA_TOKENS_PER_DAY',
+  'quotas.tokensPerMonth': 'AGENTYARD_QUOTA_TOKENS_PER_MONTH',
+  'quotas.costPerDayUsd': 'AGENTYARD_QUOTA_COST_PER_DAY_USD',
+  'quotas.costPerMonthUsd': 'AGENTYARD_QUOTA_COST_PER_MONTH_USD',
+  'quotas.concurrentSandboxes': 'AGENTYARD_QUOTA_CONCURRENT_SANDBOXES',
+  'quotas.sandboxHoursPerMonth': 'AGENTYARD_QUOTA_SANDBOX_HOURS_PER_MONTH',
+  'rateLimits.windowSeconds': 'AGENTYARD_RATE_LIMIT_WINDOW_SECONDS',
+  'rateLimits.perUser': 'AGENTYARD_RATE_LIMIT_PER_USER',
+  'rateLimits.perToken': 'AGENTYARD_RATE_LIMIT_PER_TOKEN',
+  'rateLimits.anonymous': 'AGENTYARD_RATE_LIMIT_ANONYMOUS',
+  'gateway.maxBodyBytes': 'AGENTYARD_GATEWAY_MAX_BODY_BYTES',
+  'gateway.maxStreamsPerSandbox': 'AGENTYARD_GATEWAY_MAX_STREAMS',
+  'gateway.stallTimeoutSeconds': 'AGENTYARD_GATEWAY_STALL_TIMEOUT_SECONDS',
+  'gateway.egressMaxConnections': 'AGENTYARD_EGRESS_MAX_CONNECTIONS',
+  'gateway.egressHosts': 'AGENTYARD_EGRESS_HOSTS',
+  'gateway.egressDnsServers': 'AGENTYARD_EGRESS_DNS_SERVERS',
 } as const;
 
 type SettingName = keyof typeof envNames;
@@ -38,6 +62,22 @@ const flagNames: Record<string, SettingName> = {
 };
 
 const positiveInt = z.coerce.number().int().positive();
+/** A quota: a non-negative number, or `unlimited` (the default). */
+const quotaLimit = z
+  .union([z.literal('unlimited'), z.coerce.number().min(0)], { error: 'must be a number or "unlimited"' })
+  .default('unlimited')
+  .transform((value) => (value === 'unlimited' ? null : value));
+
+/** `name=address,name=address` → { name: [addresses] } (names lowercased). */
+function parseHosts(value: string): Record<string, string[]> {
+  const hosts: Record<string, string[]> = {};
+  for (const pair of value.split(',')) {
+    const [name, address] = pair.trim().split('=');
+    if (!name || !address) continue;
+    (hosts[name.toLowerCase().replace(/\.$/, '')] ??= []).push(address);
+  }
+  return hosts;
+}
 const booleanish = z.enum(['true', 'false', '1', '0']).transform((value) => value === 'true' || value === '1');
 
 const rawSchema = z.object({
@@ -48,8 +88,13 @@ const rawSchema = z.object({
   registration: z.enum(['open', 'invite', 'closed']).default('open'),
   secureCookies: booleanish.optional(),
   'store.url': z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// or postgresql:// URL' }).optional(),
-  'sandbox.kind': z.literal('local', { error: 'must be "local" (docker and kubernetes are not available yet)' }).default('local'),
+  'sandbox.kind': z.enum(['local', 'docker'], { error: 'must be "local" or "docker" (kubernetes is not available yet)' }).default('local'),
   'sandbox.uid': z.coerce.number().int().min(1).max(2 ** 31).default(64000),
+  'sandbox.image': z.string().min(1).default('agentyard-sandbox:latest'),
+  'sandbox.dockerRuntime': z.enum(['runc', 'runsc']).default('runc'),
+  'sandbox.dockerHost': z.string().min(1).optional(),
+  'sandbox.poolSize': z.coerce.number().int().min(0).max(64).default(2),
+  'sandbox.workspaceDiskMb': z.coerce.number().int().min(0).default(10_240),
   'model.upstreamUrl': z.url({ protocol: /^https?$/ }).default('https://api.anthropic.com'),
   'model.apiKey': z.string().min(1).optional(),
   'model.oauthToken': z.string().min(1).optional(),
@@ -61,9 +106,67 @@ const rawSchema = z.object({
   'agent.maxRetries': z.coerce.number().int().min(0).max(15).default(2),
   'agent.requestTimeoutMs': positiveInt.default(120_000),
   'limits.maxMessageBytes': positiveInt.default(100_000),
+  secretKey: z
+    .string()
+    .refine((value) => secretKeyBytes(value) !== null, 'must be 32 random bytes as 64 hex digits or base64 (openssl rand -base64 32)')
+    .optional(),
+  'usage.prices': z
+    .string()
+    .transform((value, context) => {
+      try {
+        return priceTableSchema.parse(JSON.parse(value));
+      } catch {
+        context.addIssue({ code: 'custom', message: 'must be JSON like {"claude-sonnet-*":{"input":3,"output":15,"cacheWrite":3.75,"cacheRead":0.3}} (USD per million tokens)' });
+        return z.NEVER;
+      }
+    })
+    .optional(),
+  'quotas.tokensPerDay': quotaLimit,
+  'quotas.tokensPerMonth': quotaLimit,
+  'quotas.costPerDayUsd': quotaLimit,
+  'quotas.costPerMonthUsd': quotaLimit,
+  'quotas.concurrentSandboxes': quotaLimit,
+  'quotas.sandboxHoursPerMonth': quotaLimit,
+  'rateLimits.windowSeconds': positiveInt.default(60),
+  'rateLimits.perUser': z.coerce.number().int().min(0).default(600),
+  'rateLimits.perToken': z.coerce.number().int().min(0).default(300),
+  'rateLimits.anonymous': z.coerce.number().int().min(0).default(120),
+  'gateway.maxBodyBytes': positiveInt.default(32 * 1024 * 1024),
+  'gateway.maxStreamsPerSandbox': positiveInt.default(8),
+  'gateway.stallTimeoutSeconds': positiveInt.default(60),
+  'gateway.egressMaxConnections': positiveInt.default(32),
+  'gateway.egressHosts': z
+    .string()
+    .regex(/^\s*[^=,\s]+=[0-9a-fA-F.:]+(\s*,\s*[^=,\s]+=[0-9a-fA-F.:]+)*\s*$/, 'must be name=address pairs separated by commas')
+    .optional(),
+  'gateway.egressDnsServers': z.string().min(1).optional(),
 });
 
 export type ModelCredential = { kind: 'api-key'; value: string } | { kind: 'oauth-token'; value: string };
+
+/** A model's price, USD per million tokens of each kind. */
+export interface ModelPrice {
+  input: number;
+  output: number;
+  cacheWrite: number;
+  cacheRead: number;
+}
+
+const priceTableSchema = z.record(
+  z.string().min(1),
+  z.object({ input: z.number().min(0), output: z.number().min(0), cacheWrite: z.number().min(0), cacheRead: z.number().min(0) }),
+);
+
+/** The secret key as 32 bytes, from 64 hex digits or base64; null when it is neither. */
+export function secretKeyBytes(value: string): Buffer | null {
+  const trimmed = value.trim();
+  if (/^[0-9a-fA-F]{64}$/.test(trimmed)) return Buffer.from(trimmed, 'hex');
+  if (/^[A-Za-z0-9+/_-]{43}=?$/.test(trimmed)) {
+    const bytes = Buffer.from(trimmed, 'base64');
+    if (bytes.length === 32) return bytes;
+  }
+  return null;
+}
 
 export interface Config {
   host: string;
@@ -74,7 +177,22 @@ export interface Config {
   /** Set the Secure flag on the session cookie (default: when not bound to loopback). */
   secureCookies: boolean;
   store: { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string };
-  sandbox: { kind: 'local'; uid: number; gid: number };
+  sandbox:
+    | { kind: 'local'; uid: number; gid: number }
+    | {
+        kind: 'docker';
+        uid: number;
+        gid: number;
+        /** The sandbox image (build it with `npm run sandbox-image`). */
+        image: string;
+        runtime: 'runc' | 'runsc';
+        /** DOCKER_HOST; the default socket when unset. */
+        dockerHost: string | undefined;
+        /** Warm containers kept per image, runtime and limits. */
+        poolSize: number;
+        /** Size limit of each workspace, MiB (a loop-mounted ext4 image); 0: none. */
+        workspaceDiskMb: number;
+      };
   model: { upstreamUrl: string; credential: ModelCredential | null };
   agent: {
     claudeBinary: string;
@@ -87,6 +205,27 @@ export interface Config {
     requestTimeoutMs: number;
   };
   limits: { maxMessageBytes: number };
+  /** Encrypts users' own model credentials at rest (AES-256-GCM); null: users cannot store one. */
+  secretKey: Buffer | null;
+  /** Model prices by model id or `prefix*` pattern; null: the built-in table (src/usage/price-table.ts). */
+  prices: Record<string, ModelPrice> | null;
+  /** The quota of every user without an administrator's override; null: unlimited. */
+  quotas: { tokensPerDay: number | null; tokensPerMonth: number | null; costPerDayUsd: number | null; costPerMonthUsd: number | null; concurrentSandboxes: number | null; sandboxHoursPerMonth: number | null };
+  /** Requests per window at the API edge; 0 turns a limit off. Anonymous requests are counted per client address. */
+  rateLimits: { windowSeconds: number; perUser: number; perToken: number; anonymous: number };
+  gateway: {
+    maxBodyBytes: number;
+    /** Model requests in flight at once from one sandbox. */
+    maxStreamsPerSandbox: number;
+    /** A sandbox that does not read its answer for this long is cut off. */
+    stallTimeoutSeconds: number;
+    /** Egress connections open at once from one sandbox. */
+    egressMaxConnections: number;
+    /** Fixed name → addresses the egress proxy resolves before DNS (like /etc/hosts). */
+    egressHosts: Record<string, string[]>;
+    /** DNS servers (ip or ip:port) the egress proxy asks; empty: the system resolver. */
+    egressDnsServers: string[];
+  };
 }
 
 export class ConfigError extends Error {
@@ -161,7 +300,19 @@ export function loadConfig(input: { env: Record<string, string | undefined>; arg
     store: values['store.url']
       ? { kind: 'postgres', url: values['store.url'] }
       : { kind: 'sqlite', path: path.join(dataDir, 'agentyard.sqlite') },
-    sandbox: { kind: values['sandbox.kind'], uid: values['sandbox.uid'], gid: values['sandbox.uid'] },
+    sandbox:
+      values['sandbox.kind'] === 'docker'
+        ? {
+            kind: 'docker',
+            uid: values['sandbox.uid'],
+            gid: values['sandbox.uid'],
+            image: values['sandbox.image'],
+            runtime: values['sandbox.dockerRuntime'],
+            dockerHost: values['sandbox.dockerHost'],
+            poolSize: values['sandbox.poolSize'],
+            workspaceDiskMb: values['sandbox.workspaceDiskMb'],
+          }
+        : { kind: 'local', uid: values['sandbox.uid'], gid: values['sandbox.uid'] },
     model: { upstreamUrl: values['model.upstreamUrl'].replace(/\/+$/, ''), credential },
     agent: {
       claudeBinary,
@@ -173,5 +324,29 @@ export function loadConfig(input: { env: Record<string, string | undefined>; arg
       requestTimeoutMs: values['agent.requestTimeoutMs'],
     },
     limits: { maxMessageBytes: values['limits.maxMessageBytes'] },
+    secretKey: values.secretKey === undefined ? null : secretKeyBytes(values.secretKey),
+    prices: values['usage.prices'] ?? null,
+    quotas: {
+      tokensPerDay: values['quotas.tokensPerDay'],
+      tokensPerMonth: values['quotas.tokensPerMonth'],
+      costPerDayUsd: values['quotas.costPerDayUsd'],
+      costPerMonthUsd: values['quotas.costPerMonthUsd'],
+      concurrentSandboxes: values['quotas.concurrentSandboxes'],
+      sandboxHoursPerMonth: values['quotas.sandboxHoursPerMonth'],
+    },
+    rateLimits: {
+      windowSeconds: values['rateLimits.windowSeconds'],
+      perUser: values['rateLimits.perUser'],
+      perToken: values['rateLimits.perToken'],
+      anonymous: values['rateLimits.anonymous'],
+    },
+    gateway: {
+      maxBodyBytes: values['gateway.maxBodyBytes'],
+      maxStreamsPerSandbox: values['gateway.maxStreamsPerSandbox'],
+      stallTimeoutSeconds: values['gateway.stallTimeoutSeconds'],
+      egressMaxConnections: values['gateway.egressMaxConnections'],
+      egressHosts: parseHosts(values['gateway.egressHosts'] ?? ''),
+      egressDnsServers: (values['gateway.egressDnsServers'] ?? '').split(',').map((server) => server.trim()).filter((server) => server !== ''),
+    },
   };
 }

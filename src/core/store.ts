@@ -4,8 +4,13 @@ import type {
   ApiToken,
   BrowserSession,
   Conversation,
+  EgressRecord,
   Invite,
+  QuotaOverride,
   Role,
+  SandboxSession,
+  StoredCredential,
+  TokenUsage,
   Turn,
   TurnStatus,
   UsageRecord,
@@ -38,6 +43,25 @@ export interface NewInvite {
 }
 
 export type AgentPatch = Partial<Omit<Agent, 'id' | 'ownerId' | 'createdAt' | 'updatedAt'>>;
+
+/** A usage query: records of [from, to) (ISO timestamps), summed per distinct value of each grouping. */
+export interface UsageQuery {
+  userId?: string;
+  from?: string;
+  to?: string;
+  groupBy: Array<'user' | 'day' | 'agent' | 'model'>;
+}
+
+/** One group of a usage query; a field is present only when grouped by it. */
+export interface UsageAggregate {
+  userId?: string;
+  /** UTC day, YYYY-MM-DD. */
+  day?: string;
+  agentId?: string | null;
+  model?: string;
+  requests: number;
+  usage: TokenUsage;
+}
 
 export interface TurnPatch {
   status?: TurnStatus;
@@ -121,4 +145,30 @@ export interface Store {
 
   recordUsage(record: UsageRecord): Promise<void>;
   listUsage(filter: { userId?: string; conversationId?: string; turnId?: string }): Promise<UsageRecord[]>;
+  /** Token sums per group, ordered by the grouping columns. */
+  aggregateUsage(query: UsageQuery): Promise<UsageAggregate[]>;
+
+  /** The user's quota override, or null when the default applies. */
+  getQuotaOverride(userId: string): Promise<QuotaOverride | null>;
+  listQuotaOverrides(): Promise<QuotaOverride[]>;
+  /** Inserts or replaces the user's override. */
+  putQuotaOverride(override: QuotaOverride): Promise<QuotaOverride>;
+  /** false when the user had none. */
+  deleteQuotaOverride(userId: string): Promise<boolean>;
+
+  getCredential(userId: string): Promise<StoredCredential | null>;
+  /** Inserts or replaces the user's credential, keeping its creation time on replacement. */
+  putCredential(credential: Omit<StoredCredential, 'createdAt'>): Promise<StoredCredential>;
+  deleteCredential(userId: string): Promise<boolean>;
+
+  recordEgress(record: EgressRecord): Promise<void>;
+  /** A conversation's egress log in order, at most `limit` (newest kept when cut). */
+  listEgress(conversationId: string, options?: { limit?: number }): Promise<EgressRecord[]>;
+
+  startSandboxSession(session: { id: string; userId: string; conversationId: string; startedAt: string }): Promise<void>;
+  endSandboxSession(id: string, endedAt: string): Promise<void>;
+  /** Ends every session still open (after a crash); returns how many. */
+  endOpenSandboxSessions(endedAt: string): Promise<number>;
+  /** The user's sessions that overlap [from, to), open ones included. */
+  listSandboxSessions(userId: string, from: string, to: string): Promise<SandboxSession[]>;
 }

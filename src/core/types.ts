@@ -62,6 +62,11 @@ export interface AgentDefinition {
   disallowedTools: string[];
   maxTurns: number | null;
   limits: AgentLimits;
+  /**
+   * Domains the agent's sandbox may reach through the gateway's egress proxy: `host`, `*.host` (any subdomain)
+   * or either with `:port` (default ports 443 and 80). Empty: no egress at all.
+   */
+  egressDomains: string[];
 }
 
 export interface Agent extends AgentDefinition {
@@ -113,7 +118,70 @@ export interface UsageRecord {
   userId: string;
   conversationId: string;
   turnId: string | null;
+  /** The agent the conversation ran; null for records made before agents were recorded. */
+  agentId: string | null;
   model: string;
   usage: TokenUsage;
   createdAt: string;
+}
+
+/** Limits on one user's consumption, each null when unlimited. Periods are UTC calendar days and months. */
+export interface QuotaLimits {
+  /** Model tokens of every kind (input, output, cache write, cache read). */
+  tokensPerDay: number | null;
+  tokensPerMonth: number | null;
+  /** Estimated cost from the configured price table, USD. */
+  costPerDayUsd: number | null;
+  costPerMonthUsd: number | null;
+  concurrentSandboxes: number | null;
+  sandboxHoursPerMonth: number | null;
+}
+
+export type QuotaName = keyof QuotaLimits;
+
+/** An administrator's override for one user: the limits named replace the default, the others follow it. */
+export interface QuotaOverride {
+  userId: string;
+  limits: Partial<QuotaLimits>;
+  updatedAt: string;
+}
+
+export type ModelCredentialKind = 'api-key' | 'oauth-token';
+
+/** A user's own model credential as stored: only ever encrypted. */
+export interface StoredCredential {
+  userId: string;
+  kind: ModelCredentialKind;
+  /** Authenticated ciphertext (see src/gateway/credential-cipher.ts); never leaves the server. */
+  ciphertext: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** One connection attempt through a sandbox's egress proxy, allowed or not. */
+export interface EgressRecord {
+  id: string;
+  conversationId: string;
+  userId: string;
+  sandboxId: string;
+  /** The name asked for (or the IP literal, which is always denied). */
+  host: string;
+  port: number;
+  /** The address connected to (or refused), when the name was resolved. */
+  address: string | null;
+  /** `failed`: allowed by policy, but the remote could not be reached. */
+  decision: 'allowed' | 'denied' | 'failed';
+  /** Why it was denied or failed; null when allowed. */
+  reason: string | null;
+  createdAt: string;
+}
+
+/** A period during which a sandbox ran for a user (sandbox hours). */
+export interface SandboxSession {
+  id: string;
+  userId: string;
+  conversationId: string;
+  startedAt: string;
+  /** null while the sandbox runs. */
+  endedAt: string | null;
 }

@@ -14,7 +14,7 @@ import {
   type ModelUsage,
   type ScriptedModel,
 } from '../../test/support/scripted-model.ts';
-import { createGateway, gatewayClientEnv, type Gateway, type GatewayOptions, type GatewayUsage } from './gateway.ts';
+import { createGateway, gatewayClientEnv, type Gateway, type GatewayOptions, type GatewayUsage, type ModelCredential } from './gateway.ts';
 
 const platformKey = 'sk-ant-platform-secret';
 
@@ -88,7 +88,7 @@ function startGateway(overrides: Partial<GatewayOptions> = {}): Gateway {
   return gateway;
 }
 
-const grant = (sandboxId: string) => ({ sandboxId, userId: `user_${sandboxId}`, conversationId: `conv_${sandboxId}` });
+const grant = (sandboxId: string) => ({ sandboxId, userId: `user_${sandboxId}`, conversationId: `conv_${sandboxId}`, agentId: `agent_${sandboxId}` });
 
 beforeAll(async () => {
   upstream = await startScriptedModel();
@@ -237,8 +237,8 @@ describe('Gateway', () => {
 
     const expected = { inputTokens: 1234, outputTokens: 56, cacheCreationInputTokens: 78, cacheReadInputTokens: 910 };
     expect(usageRecords).toEqual([
-      { userId: 'user_sbx1', conversationId: 'conv_sbx1', turnId: 'turn_1', model: 'claude-test-1', usage: expected },
-      { userId: 'user_sbx1', conversationId: 'conv_sbx1', turnId: null, model: 'claude-test-1', usage: expected },
+      { userId: 'user_sbx1', conversationId: 'conv_sbx1', turnId: 'turn_1', agentId: 'agent_sbx1', model: 'claude-test-1', usage: expected },
+      { userId: 'user_sbx1', conversationId: 'conv_sbx1', turnId: null, agentId: 'agent_sbx1', model: 'claude-test-1', usage: expected },
     ]);
   });
 
@@ -339,6 +339,104 @@ describe('Gateway', () => {
 
     expect(response.status).toBe(413);
     expect(upstream.requests).toHaveLength(0);
+  });
+
+  it("uses a user's own credential for that user's requests and the platform key for others, asking again for each request", async () => {
+    const own = new Map<string, ModelCredential | null>([['user_sbx1', { kind: 'api-key', value: 'sk-ant-users-own-1' }]]);
+    startGateway({ credentialFor: (userId) => own.get(userId) ?? null });
+    const first = await gateway.open(grant('sbx1'));
+    const second = await gateway.open(grant('sbx2'));
+
+    await send(first.socketPath, { headers: { 'x-api-key': first.token }, body: messagesBody('mine') });
+    await send(second.socketPath, { headers: { 'x-api-key': second.token }, body: messagesBody('theirs') });
+    own.set('user_sbx1', { kind: 'oauth-token', value: 'sk-ant-oat-rotated' });
+    await send(first.socketPath, { headers: { 'x-api-key': first.token }, body: messagesBody('rotated') });
+    own.delete('user_sbx1');
+    await send(first.socketPath, { headers: { 'x-api-key': first.token }, body: messagesBody('removed') });
+
+    expect(upstream.requests.map((request) => [request.headers['x-api-key'] ?? null, request.headers['authorization'] ?? null])).toEqual([
+      ['sk-ant-users-own-1', null],
+      [platformKey, null],
+      [null, 'Bearer sk-ant-oat-rotated'],
+      [platformKey, null],
+    ]);
+  });
+
+  it('refuses a model request the admission check turns down, in the API error shape the CLI does not retry, and says so', async () => {
+    const refused: Array<{ conversationId: string; turnId: string | null; code: string }> = [];
+    startGateway({
+      admit: (forGrant) => (forGrant.userId === 'user_sbx1' ? { code: 'QUOTA_EXCEEDED', message: 'the daily token quota (10 tokens) is used up' } : null),
+      onRefused: ({ grant: refusedGrant, turnId, refusal }) => refused.push({ conversationId: refusedGrant.conversationId, turnId, code: refusal.code }),
+    });
+    const { token, socketPath } = await gateway.open(grant('sbx1'));
+    const other = await gateway.open(grant('sbx2'));
+    gateway.setTurn(token, 'turn_7');
+
+    const response = await send(socketPath, { headers: { 'x-api-key': token }, body: messagesBody('over quota') });
+    const counted = await send(socketPath, { path: '/v1/messages/count_tokens', headers: { 'x-api-key': token }, body: messagesBody('count') });
+    const allowed = await send(other.socketPath, { headers: { 'x-api-key': other.token }, body: messagesBody('fine') });
+
+    expect(response.status).toBe(400);
+    expect(JSON.parse(response.body)).toEqual({
+      type: 'error',
+      error: { type: 'invalid_request_error', message: 'agentyard: the daily token quota (10 tokens) is used up' },
+    });
+    expect(refused).toEqual([{ conversationId: 'conv_sbx1', turnId: 'turn_7', code: 'QUOTA_EXCEEDED' }]);
+    expect(counted.status).toBe(200);
+    expect(allowed.status).toBe(200);
+    expect(upstream.requests.map((request) => request.path)).toEqual(['/v1/messages/count_tokens', '/v1/messages?beta=true']);
+  });
+
+  it('answers 429 with Retry-After past the concurrent streams of one sandbox, without holding up other sandboxes', async () => {
+    upstream.setScript((request) => (request.lastUserText === 'hang' ? hang() : text('ok')));
+    startGateway({ maxStreamsPerSandbox: 2 });
+    const busy = await gateway.open(grant('sbx1'));
+    const other = await gateway.open(grant('sbx2'));
+    const hanging = [1, 2].map(() => send(busy.socketPath, { headers: { 'x-api-key': busy.token }, body: messagesBody('hang') }).catch(() => null));
+    while (upstream.requests.length < 2) await new Promise((resolve) => setTimeout(resolve, 10));
+
+    const third = await send(busy.socketPath, { headers: { 'x-api-key': busy.token }, body: messagesBody('one more') });
+    const elsewhere = await send(other.socketPath, { headers: { 'x-api-key': other.token }, body: messagesBody('elsewhere') });
+
+    expect(third.status).toBe(429);
+    expect(third.headers['retry-after']).toBe('1');
+    expect(JSON.parse(third.body)).toMatchObject({ type: 'error', error: { type: 'rate_limit_error' } });
+    expect(elsewhere.status).toBe(200);
+    await gateway.close(busy.token);
+    await Promise.all(hanging);
+  });
+
+  it('cuts off a sandbox that stops reading its stream, metering what was sent, and keeps serving the others', async () => {
+    const chunk = 'x'.repeat(1024);
+    upstream.setScript((request) =>
+      request.lastUserText === 'flood' ? text(Array.from({ length: 8000 }, () => chunk), { usage: { input_tokens: 77, output_tokens: 5 } }) : text('small'),
+    );
+    startGateway({ stallTimeoutMs: 300 });
+    const stalled = await gateway.open(grant('sbx1'));
+    const other = await gateway.open(grant('sbx2'));
+
+    let client: ReturnType<typeof httpRequest> | null = null;
+    await new Promise<void>((resolve, reject) => {
+      client = httpRequest(
+        { socketPath: stalled.socketPath, method: 'POST', path: '/v1/messages', headers: { 'x-api-key': stalled.token, 'content-type': 'application/json' } },
+        (response) => {
+          // Never read: the body piles up in the socket buffers until the gateway gives up on it.
+          response.pause();
+          response.on('error', () => undefined);
+          resolve();
+        },
+      );
+      client.on('error', () => undefined);
+      client.end(JSON.stringify(messagesBody('flood')));
+      setTimeout(() => reject(new Error('no response headers')), 5_000);
+    });
+    // The upstream stream ends (and is metered) only because the gateway dropped it: otherwise it would stay paused.
+    for (let attempt = 0; attempt < 200 && usageRecords.length === 0; attempt++) await new Promise((resolve) => setTimeout(resolve, 25));
+    const elsewhere = await send(other.socketPath, { headers: { 'x-api-key': other.token }, body: messagesBody('still there') });
+
+    expect(usageRecords[0]).toMatchObject({ userId: 'user_sbx1', usage: { inputTokens: 77 } });
+    expect(elsewhere.status).toBe(200);
+    (client as ReturnType<typeof httpRequest> | null)?.destroy();
   });
 
   it('rejects a sandbox id that is not a plain file name', async () => {

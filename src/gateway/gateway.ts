@@ -9,27 +9,32 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { Duplex } from 'node:stream';
 import { join } from 'node:path';
 import { AppError, conflict } from '../core/errors.ts';
 import { silentLogger, type Logger } from '../core/logger.ts';
 import type { TokenUsage } from '../core/types.ts';
+import { EgressProxy, type EgressContext, type EgressEvent } from './egress-proxy.ts';
+import { createEgressResolver, type EgressResolver } from './egress-resolver.ts';
 import {
   downstreamResponseHeaders,
   presentedToken,
   upstreamRequestHeaders,
   type ModelCredential,
 } from './proxy-headers.ts';
-import { TokenRegistry, type GatewayGrant } from './token-registry.ts';
+import { TokenRegistry, type GatewayGrant, type TokenEntry } from './token-registry.ts';
 import { createUsageMeter } from './usage-meter.ts';
 
 export type { GatewayGrant } from './token-registry.ts';
 export type { ModelCredential } from './proxy-headers.ts';
+export type { EgressEvent } from './egress-proxy.ts';
 
 /** One metered model response. */
 export interface GatewayUsage {
   userId: string;
   conversationId: string;
   turnId: string | null;
+  agentId: string | null;
   /** The model named in the response; `unknown` when it named none. */
   model: string;
   usage: TokenUsage;
@@ -47,6 +52,37 @@ export interface GatewayOptions {
   logger?: Logger;
   /** Largest request body forwarded (default 32 MiB, the API's own limit). */
   maxBodyBytes?: number;
+  /**
+   * The user's own credential, used in preference to the platform's; null: the platform's. Asked before every
+   * model request, so a rotated key applies to the next one.
+   */
+  credentialFor?: (userId: string) => ModelCredential | null | Promise<ModelCredential | null>;
+  /** Asked before every model request; a refusal is answered to the CLI as an API error and reported to `onRefused`. */
+  admit?: (grant: GatewayGrant) => GatewayRefusal | null | Promise<GatewayRefusal | null>;
+  /** Told when `admit` refused a model request, with the turn it belonged to. */
+  onRefused?: (refused: { grant: GatewayGrant; turnId: string | null; refusal: GatewayRefusal }) => void;
+  /** Model requests in flight at once per sandbox; more are answered 429 (default 8). */
+  maxStreamsPerSandbox?: number;
+  /** A sandbox that does not read its answer for this long is cut off (default 60 s). */
+  stallTimeoutMs?: number;
+  egress?: {
+    /** Default: the system resolver. */
+    resolve?: EgressResolver;
+    /** Connections open at once per sandbox (default 32). */
+    maxConnectionsPerSandbox?: number;
+    connectTimeoutMs?: number;
+    helloTimeoutMs?: number;
+    idleTimeoutMs?: number;
+    /** Every connection attempt, allowed or not. */
+    onEgress?: (event: EgressEvent) => void;
+  };
+}
+
+/** Why the gateway refused a model request on the platform's behalf (a quota). */
+export interface GatewayRefusal {
+  code: 'QUOTA_EXCEEDED';
+  message: string;
+  details?: Record<string, unknown>;
 }
 
 export interface GatewayLease {
@@ -62,6 +98,8 @@ export interface Gateway {
   open(grant: GatewayGrant): Promise<GatewayLease>;
   /** Attributes usage of requests started from now on to `turnId` (null: no turn). Unknown tokens are ignored. */
   setTurn(token: string, turnId: string | null): void;
+  /** Replaces the sandbox's egress domains for connections opened from now on. Unknown tokens are ignored. */
+  setEgressDomains(token: string, domains: readonly string[]): void;
   /** Replaces the platform credential for requests started from now on. */
   setCredential(credential: ModelCredential | null): void;
   /** Revokes the token at once, drops its connections, closes the socket and removes the file. Idempotent. */
@@ -76,6 +114,8 @@ export interface Gateway {
 export function gatewayClientEnv(gatewayUrl: string, token: string): Record<string, string> {
   return { ANTHROPIC_BASE_URL: gatewayUrl, ANTHROPIC_API_KEY: token };
 }
+
+export { egressProxyEnv } from '../core/gateway.ts';
 
 export function createGateway(options: GatewayOptions): Gateway {
   return new ModelGateway(options);
@@ -96,6 +136,11 @@ interface OpenSocket {
   sandboxId: string;
   socketPath: string;
   server: Server;
+  /** Set once the token is issued; requests before that find no entry. */
+  token: string | null;
+  /** Every connection to the socket, tunnels included (the HTTP server forgets those), to drop them on close. */
+  connections: Set<Duplex>;
+  log: Logger;
 }
 
 class ModelGateway implements Gateway {
@@ -107,15 +152,30 @@ class ModelGateway implements Gateway {
   private readonly maxBodyBytes: number;
   private readonly upstream: URL;
   private readonly agent: HttpAgent;
+  private readonly egress: EgressProxy;
+  private readonly maxStreams: number;
+  private readonly stallTimeoutMs: number;
   private credential: ModelCredential | null;
 
   constructor(private readonly options: GatewayOptions) {
     this.logger = (options.logger ?? silentLogger).child({ component: 'gateway' });
     this.maxBodyBytes = options.maxBodyBytes ?? 32 * 1024 * 1024;
+    this.maxStreams = options.maxStreamsPerSandbox ?? 8;
+    this.stallTimeoutMs = options.stallTimeoutMs ?? 60_000;
     this.upstream = parseUpstream(options.upstreamUrl);
     this.credential = options.credential;
     const agentOptions = { keepAlive: true, maxFreeSockets: 16 };
     this.agent = this.upstream.protocol === 'https:' ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions);
+    const egress = options.egress ?? {};
+    this.egress = new EgressProxy({
+      resolve: egress.resolve ?? createEgressResolver(),
+      maxConnectionsPerSandbox: egress.maxConnectionsPerSandbox ?? 32,
+      onEgress: egress.onEgress ?? (() => undefined),
+      logger: this.logger,
+      ...(egress.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: egress.connectTimeoutMs }),
+      ...(egress.helloTimeoutMs === undefined ? {} : { helloTimeoutMs: egress.helloTimeoutMs }),
+      ...(egress.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: egress.idleTimeoutMs }),
+    });
   }
 
   async open(grant: GatewayGrant): Promise<GatewayLease> {
@@ -140,9 +200,24 @@ class ModelGateway implements Gateway {
 
   private async listen(grant: GatewayGrant, socketPath: string): Promise<GatewayLease> {
     const sandboxId = grant.sandboxId;
-    const server = createServer({ requestTimeout: 0, keepAliveTimeout: 65_000 }, (request, response) => {
-      this.handle(sandboxId, request, response);
+    const open: OpenSocket = {
+      sandboxId,
+      socketPath,
+      server: null as unknown as Server,
+      token: null,
+      connections: new Set(),
+      log: this.logger.child({ sandboxId }),
+    };
+    // Headers must arrive promptly and a whole request body within 5 minutes; answers may stream for as long as they take.
+    const server = createServer({ requestTimeout: 300_000, headersTimeout: 30_000, keepAliveTimeout: 65_000 }, (request, response) => {
+      this.handle(open, request, response);
     });
+    open.server = server;
+    server.on('connection', (socket: Duplex) => {
+      open.connections.add(socket);
+      socket.once('close', () => open.connections.delete(socket));
+    });
+    server.on('connect', (request: IncomingMessage, socket: Duplex, head: Buffer) => this.tunnel(open, request, socket, head));
     try {
       await mkdir(this.options.socketDir, { recursive: true });
       await chmod(this.options.socketDir, 0o755);
@@ -164,13 +239,18 @@ class ModelGateway implements Gateway {
     server.on('error', (error) => this.logger.error({ sandboxId, err: error }, 'gateway socket failed'));
 
     const token = this.registry.issue(grant);
-    this.sockets.set(token, { sandboxId, socketPath, server });
+    open.token = token;
+    this.sockets.set(token, open);
     this.logger.info({ sandboxId, userId: grant.userId, conversationId: grant.conversationId }, 'gateway socket opened');
     return { token, socketPath };
   }
 
   setTurn(token: string, turnId: string | null): void {
     this.registry.setTurn(token, turnId);
+  }
+
+  setEgressDomains(token: string, domains: readonly string[]): void {
+    this.registry.setEgressDomains(token, domains);
   }
 
   setCredential(credential: ModelCredential | null): void {
@@ -182,8 +262,10 @@ class ModelGateway implements Gateway {
     const open = this.sockets.get(token);
     this.sockets.delete(token);
     if (!open) return;
+    this.egress.closeSandbox(open.sandboxId);
     const closed = new Promise<void>((resolve) => open.server.close(() => resolve()));
     open.server.closeAllConnections();
+    for (const socket of open.connections) socket.destroy();
     await closed;
     await rm(open.socketPath, { force: true });
     this.logger.info({ sandboxId: open.sandboxId, conversationId: entry?.grant.conversationId }, 'gateway socket closed');
@@ -191,15 +273,33 @@ class ModelGateway implements Gateway {
 
   async closeAll(): Promise<void> {
     await Promise.all([...this.sockets.keys()].map((token) => this.close(token)));
+    this.egress.closeAll();
     this.agent.destroy();
   }
 
-  private handle(sandboxId: string, request: IncomingMessage, response: ServerResponse): void {
+  /** The live entry of the sandbox this socket belongs to. */
+  private socketEntry(open: OpenSocket): TokenEntry | undefined {
+    return open.token === null ? undefined : this.registry.lookup(open.token);
+  }
+
+  /** `CONNECT host:port` from the sandbox: an egress tunnel. The socket identifies the sandbox; no token is needed. */
+  private tunnel(open: OpenSocket, request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const entry = this.socketEntry(open);
+    if (!entry) {
+      socket.on('error', () => undefined);
+      socket.end('HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+      return;
+    }
+    this.egress.tunnel(egressContext(entry), request, socket, head);
+  }
+
+  private handle(open: OpenSocket, request: IncomingMessage, response: ServerResponse): void {
     const started = Date.now();
+    const sandboxId = open.sandboxId;
     const method = request.method ?? 'GET';
     const url = request.url ?? '/';
     const pathname = url.split('?')[0] ?? '/';
-    const log = this.logger.child({ sandboxId });
+    const log = open.log;
     response.on('finish', () => {
       log.debug({ method, path: pathname, status: response.statusCode, durationMs: Date.now() - started }, 'model request');
     });
@@ -208,6 +308,17 @@ class ModelGateway implements Gateway {
     if (pathname === '/' && (method === 'HEAD' || method === 'GET')) {
       response.writeHead(200, { 'content-type': 'text/plain' });
       response.end(method === 'GET' ? 'ok' : undefined);
+      return;
+    }
+
+    // An absolute URL is a plain-HTTP proxy request from a tool in the sandbox (HTTP_PROXY).
+    if (!url.startsWith('/')) {
+      const entry = this.socketEntry(open);
+      if (!entry || !/^http:\/\//i.test(url)) {
+        sendError(request, response, entry ? 400 : 503, 'invalid_request_error', 'only http:// URLs can be proxied; use CONNECT for https');
+        return;
+      }
+      this.egress.forward(egressContext(entry), request, response);
       return;
     }
 
@@ -222,31 +333,65 @@ class ModelGateway implements Gateway {
       sendError(request, response, 404, 'not_found_error', `${method} ${pathname} is not available through the gateway`);
       return;
     }
-    const credential = this.credential;
-    if (!credential) {
-      sendError(request, response, 503, 'api_error', 'no model credential configured');
-      return;
-    }
     const declaredLength = Number(request.headers['content-length'] ?? 0);
     if (declaredLength > this.maxBodyBytes) {
       sendError(request, response, 413, 'request_too_large', `request body exceeds ${this.maxBodyBytes} bytes`);
       return;
     }
+    if (entry.inFlight >= this.maxStreams) {
+      log.warn({ inFlight: entry.inFlight }, 'too many concurrent model requests from one sandbox');
+      sendError(request, response, 429, 'rate_limit_error', `at most ${this.maxStreams} model requests at once per sandbox`, { 'retry-after': '1' });
+      return;
+    }
+    entry.inFlight += 1;
+    response.once('close', () => {
+      entry.inFlight -= 1;
+    });
 
     const { grant } = entry;
+    // The turn when the request started is the one it is billed to, whenever it ends.
     const turnId = entry.turnId;
-    this.forward(request, response, credential, (model, usage) => {
-      const record: GatewayUsage = {
-        userId: grant.userId,
-        conversationId: grant.conversationId,
-        turnId,
-        model: model ?? 'unknown',
-        usage,
-      };
-      Promise.resolve()
-        .then(() => this.options.onUsage(record))
-        .catch((error: unknown) => log.error({ err: error, conversationId: grant.conversationId }, 'recording usage failed'));
-    }, log);
+    const metered = method === 'POST' && pathname === '/v1/messages';
+    const proceed = (credential: ModelCredential | null, refusal: GatewayRefusal | null): void => {
+      if (refusal) {
+        log.info({ conversationId: grant.conversationId, turnId, code: refusal.code }, 'model request refused');
+        this.options.onRefused?.({ grant, turnId, refusal });
+        // 400 is not retried by the CLI: the turn ends at once with this message.
+        sendError(request, response, 400, 'invalid_request_error', `agentyard: ${refusal.message}`);
+        return;
+      }
+      if (!credential) {
+        sendError(request, response, 503, 'api_error', 'no model credential configured');
+        return;
+      }
+      this.forward(request, response, credential, (model, usage) => {
+        const record: GatewayUsage = {
+          userId: grant.userId,
+          conversationId: grant.conversationId,
+          turnId,
+          agentId: grant.agentId ?? null,
+          model: model ?? 'unknown',
+          usage,
+        };
+        Promise.resolve()
+          .then(() => this.options.onUsage(record))
+          .catch((error: unknown) => log.error({ err: error, conversationId: grant.conversationId }, 'recording usage failed'));
+      }, log);
+    };
+
+    const { credentialFor, admit } = this.options;
+    if (!credentialFor && !(admit && metered)) {
+      proceed(this.credential, null);
+      return;
+    }
+    // The body stays paused (no reader yet) while the credential and the quota are looked up.
+    Promise.all([credentialFor ? credentialFor(grant.userId) : null, admit && metered ? admit(grant) : null]).then(
+      ([own, refusal]) => proceed(own ?? this.credential, refusal),
+      (error: unknown) => {
+        log.error({ err: error, conversationId: grant.conversationId }, 'credential or quota lookup failed');
+        sendError(request, response, 500, 'api_error', 'the gateway could not prepare the request');
+      },
+    );
   }
 
   private forward(
@@ -271,8 +416,10 @@ class ModelGateway implements Gateway {
     // Set once nothing more is to be forwarded: the gateway answered with its own error (502, 413), or the
     // sandbox hung up.
     let abandoned = false;
+    let stall: NodeJS.Timeout | null = null;
     // If the sandbox hangs up, stop the upstream call too (the API stops generating, and billing, soon after).
     response.on('close', () => {
+      if (stall) clearTimeout(stall);
       if (response.writableFinished) return;
       abandoned = true;
       upstreamRequest.destroy();
@@ -304,7 +451,18 @@ class ModelGateway implements Gateway {
         meter.push(chunk);
         if (!response.write(chunk)) {
           upstreamResponse.pause();
-          response.once('drain', () => upstreamResponse.resume());
+          if (stall !== null) return;
+          // A client that stops reading would otherwise hold the upstream stream (and its buffers) forever.
+          stall = setTimeout(() => {
+            log.warn({ stallTimeoutMs: this.stallTimeoutMs }, 'the sandbox stopped reading its answer; dropping the stream');
+            upstreamRequest.destroy();
+            response.destroy();
+          }, this.stallTimeoutMs);
+          response.once('drain', () => {
+            if (stall) clearTimeout(stall);
+            stall = null;
+            upstreamResponse.resume();
+          });
         }
       });
       upstreamResponse.on('end', () => {
@@ -344,6 +502,11 @@ class ModelGateway implements Gateway {
   }
 }
 
+function egressContext(entry: TokenEntry): EgressContext {
+  const { grant } = entry;
+  return { sandboxId: grant.sandboxId, userId: grant.userId, conversationId: grant.conversationId, rules: entry.egress };
+}
+
 function parseUpstream(upstreamUrl: string): URL {
   try {
     const url = new URL(upstreamUrl);
@@ -361,6 +524,7 @@ function sendError(
   status: number,
   type: string,
   message: string,
+  headers: Record<string, string> = {},
 ): void {
   if (response.headersSent) {
     response.destroy();
@@ -370,6 +534,7 @@ function sendError(
   response.writeHead(status, {
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(body),
+    ...headers,
   });
   response.end(request.method === 'HEAD' ? undefined : body);
 }

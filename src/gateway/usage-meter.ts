@@ -66,58 +66,67 @@ class SseUsageMeter implements UsageMeter {
   private pending = '';
   private skippingLongLine = false;
   private eventName = '';
+  /** Whether the current event is one that carries usage. */
+  private usageEvent = false;
   private data: string[] = [];
   private readonly fields: UsageFields = {};
   private model: string | null = null;
   private seen = false;
 
   push(chunk: Buffer): void {
-    let text = this.pending + this.decoder.write(chunk);
+    const text = this.pending + this.decoder.write(chunk);
+    let start = 0;
     let newline: number;
-    while ((newline = text.indexOf('\n')) >= 0) {
-      const line = text.slice(0, newline);
-      text = text.slice(newline + 1);
-      if (this.skippingLongLine) {
-        this.skippingLongLine = false;
-        continue;
-      }
-      this.line(line.endsWith('\r') ? line.slice(0, -1) : line);
+    while ((newline = text.indexOf('\n', start)) >= 0) {
+      const end = newline > start && text.charCodeAt(newline - 1) === 13 ? newline - 1 : newline;
+      const skipping = this.skippingLongLine;
+      this.skippingLongLine = false;
+      if (!skipping) this.line(text, start, end);
+      start = newline + 1;
     }
+    let rest = start === 0 ? text : text.slice(start);
     // A line this long is no usage event; drop it rather than buffer without bound.
-    if (text.length > SseUsageMeter.maxLineBytes) {
+    if (rest.length > SseUsageMeter.maxLineBytes) {
       this.skippingLongLine = true;
-      text = '';
+      rest = '';
     }
-    this.pending = text;
+    this.pending = rest;
   }
 
   finish(): MeteredUsage | null {
     const rest = this.pending + this.decoder.end();
     this.pending = '';
-    if (rest !== '' && !this.skippingLongLine) this.line(rest);
-    this.line('');
+    if (rest !== '' && !this.skippingLongLine) this.line(rest, 0, rest.endsWith('\r') ? rest.length - 1 : rest.length);
+    this.line('', 0, 0);
     return this.seen ? { model: this.model, usage: complete(this.fields) } : null;
   }
 
-  private line(line: string): void {
-    if (line === '') {
+  /** One line, `text[start, end)`, read in place: most lines of a stream are deltas that are skipped unread. */
+  private line(text: string, start: number, end: number): void {
+    if (start === end) {
       this.dispatch();
       return;
     }
-    if (line.startsWith(':')) return;
+    if (text.charCodeAt(start) === 58) return; // a ':' comment
+    // Data of an event already named and carrying no usage is not kept.
+    if (this.eventName !== '' && !this.usageEvent && text.startsWith('data', start)) return;
+    const line = text.slice(start, end);
     const colon = line.indexOf(':');
     const field = colon < 0 ? line : line.slice(0, colon);
     let value = colon < 0 ? '' : line.slice(colon + 1);
     if (value.startsWith(' ')) value = value.slice(1);
-    if (field === 'event') this.eventName = value;
-    else if (field === 'data') this.data.push(value);
+    if (field === 'event') {
+      this.eventName = value;
+      this.usageEvent = value === 'message_start' || value === 'message_delta';
+    } else if (field === 'data') this.data.push(value);
   }
 
   private dispatch(): void {
     const name = this.eventName;
-    const data = this.data.join('\n');
+    const data = this.data.length === 1 ? this.data[0]! : this.data.join('\n');
     this.eventName = '';
-    this.data = [];
+    this.usageEvent = false;
+    if (this.data.length > 0) this.data = [];
     if (data === '') return;
     // Only two event kinds carry usage; skip parsing the many deltas.
     if (name !== '' && name !== 'message_start' && name !== 'message_delta') return;

@@ -33,6 +33,8 @@ export function installErrorHandlers(app: App): void {
       request.log.error({ err: error }, 'unhandled error');
       appError = new AppError('INTERNAL', 'internal error; the server log has details under this request id');
     }
+    const retryAfter = appError.details?.retryAfterSeconds;
+    if (typeof retryAfter === 'number') void reply.header('retry-after', retryAfter);
     void reply.status(errorStatus[appError.code]).send({
       error: { code: appError.code, message: appError.message, requestId: request.id, ...(appError.details ? { details: appError.details } : {}) },
     });

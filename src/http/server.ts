@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import fastifyCookie from '@fastify/cookie';
 import fastifySwagger from '@fastify/swagger';
+import fastifyWebsocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { AccountsService } from '../accounts/accounts-service.ts';
@@ -19,7 +20,20 @@ import { registerConversationRoutes } from './routes/conversations.ts';
 import { registerEventRoutes } from './routes/events.ts';
 import { registerFileRoutes } from './routes/files.ts';
 import { registerHealthRoutes } from './routes/health.ts';
+import { registerStatusRoutes } from './routes/status.ts';
+import { registerTerminalRoutes } from './routes/terminal.ts';
 import { registerTokenRoutes } from './routes/tokens.ts';
+import { registerCredentialRoutes } from './routes/credentials.ts';
+import { registerEgressRoutes } from './routes/egress.ts';
+import { registerQuotaRoutes } from './routes/quotas.ts';
+import { registerUsageRoutes } from './routes/usage.ts';
+import { installRateLimits } from './rate-limit.ts';
+import type { EgressSettings } from '../gateway/egress-settings.ts';
+import type { UserCredentials } from '../gateway/user-credentials.ts';
+import type { QuotasService } from '../usage/quotas-service.ts';
+import type { UsageService } from '../usage/usage-service.ts';
+import { registerWebApp } from './static.ts';
+import { TerminalSessions } from './terminal-sessions.ts';
 
 /** Everything the routes use, built once by the composition root. */
 export interface AppServices {
@@ -30,6 +44,10 @@ export interface AppServices {
   /** Readiness checks: store, sandbox backend, CLI binary. */
   readiness: () => Promise<BackendCheck[]>;
   logger: Logger;
+  quotas: QuotasService;
+  usage: UsageService;
+  credentials: UserCredentials;
+  egress: EgressSettings;
 }
 
 export type App = FastifyInstance<any, any, any, Logger, ZodTypeProvider>;
@@ -61,6 +79,10 @@ export async function buildServer(services: AppServices): Promise<App> {
     transform: jsonSchemaTransform,
   });
   installAuthentication(app, services.accounts);
+  installRateLimits(app, services.config.rateLimits);
+  await app.register(fastifyWebsocket, { options: { maxPayload: 1024 * 1024 } });
+  const terminals = new TerminalSessions(services.conversations, { logger: services.logger.child({ component: 'terminal' }) });
+  app.addHook('onClose', () => terminals.close());
 
   registerHealthRoutes(app, services);
   registerAuthRoutes(app, services);
@@ -71,6 +93,13 @@ export async function buildServer(services: AppServices): Promise<App> {
   registerFileRoutes(app, services);
   registerCompatRoutes(app, services);
   registerAdminRoutes(app, services);
+  registerUsageRoutes(app, services);
+  registerQuotaRoutes(app, services);
+  registerCredentialRoutes(app, services);
+  registerEgressRoutes(app, services);
+  registerStatusRoutes(app, services);
+  registerTerminalRoutes(app, { terminals });
+  registerWebApp(app);
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return app;
 }

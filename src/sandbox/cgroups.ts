@@ -16,6 +16,8 @@ export interface CgroupSupport {
   parents: Partial<Record<CgroupController, string>>;
   /** Why some controller is not usable, when one is not. */
   reason?: string;
+  /** Directory of the parent cgroup whose children can be frozen (v1 `freezer` hierarchy, or v2's), when there is one. */
+  freezer?: string;
 }
 
 export interface HostCgroupsOptions {
@@ -48,6 +50,8 @@ export class HostCgroups {
   /** v1: controller → directory of the parent cgroup in that controller's hierarchy. */
   private v1Parents = new Map<CgroupController, string>();
   private v2Parent: string | undefined;
+  /** v1: the parent cgroup in the freezer hierarchy, when that hierarchy is mounted apart from the limit controllers. */
+  private v1FreezerParent: string | undefined;
 
   constructor(options: HostCgroupsOptions) {
     this.root = options.root ?? '/sys/fs/cgroup';
@@ -73,7 +77,7 @@ export class HostCgroups {
    */
   private async pruneStale(support: CgroupSupport): Promise<void> {
     const cutoff = Date.now() - 60_000;
-    for (const parent of new Set(Object.values(support.parents))) {
+    for (const parent of new Set([...Object.values(support.parents), ...(support.freezer ? [support.freezer] : [])])) {
       for (const entry of await readdir(parent, { withFileTypes: true })) {
         if (!entry.isDirectory() || !/^(sbx|probe)[-_]/.test(entry.name)) continue;
         const directory = path.join(parent, entry.name);
@@ -96,8 +100,8 @@ export class HostCgroups {
     if (!/^[A-Za-z0-9_.-]{1,200}$/.test(name)) throw new Error(`invalid cgroup name: ${name}`);
     const cgroup =
       support.version === 'v2'
-        ? new SandboxCgroup('v2', [{ directory: path.join(this.v2Parent!, name), controllers: enabledOf(support) }])
-        : new SandboxCgroup('v1', this.v1Entries(name));
+        ? new SandboxCgroup('v2', [{ directory: path.join(this.v2Parent!, name), controllers: enabledOf(support) }], support.freezer ? path.join(this.v2Parent!, name) : null)
+        : this.v1Cgroup(name);
     try {
       await cgroup.make(limits);
     } catch (error) {
@@ -107,11 +111,14 @@ export class HostCgroups {
     return cgroup;
   }
 
-  /** One entry per v1 hierarchy in use; co-mounted controllers share a directory. */
-  private v1Entries(name: string): CgroupEntry[] {
+  /** One entry per v1 hierarchy in use (co-mounted controllers share a directory), plus the freezer's. */
+  private v1Cgroup(name: string): SandboxCgroup {
     const byParent = new Map<string, CgroupController[]>();
     for (const [controller, parent] of this.v1Parents) byParent.set(parent, [...(byParent.get(parent) ?? []), controller]);
-    return [...byParent].map(([parent, names]) => ({ directory: path.join(parent, name), controllers: names }));
+    const entries: CgroupEntry[] = [...byParent].map(([parent, names]) => ({ directory: path.join(parent, name), controllers: names }));
+    const freezer = this.v1FreezerParent ? path.join(this.v1FreezerParent, name) : null;
+    if (freezer && !entries.some((entry) => entry.directory === freezer)) entries.push({ directory: freezer, controllers: [] });
+    return new SandboxCgroup('v1', entries, freezer);
   }
 
   private async probe(): Promise<CgroupSupport> {
@@ -148,6 +155,18 @@ export class HostCgroups {
       }
     }
     if (this.v1Parents.size > 0) support.version = 'v1';
+    const freezerMount = mounts.get('freezer');
+    if (support.version && freezerMount !== undefined) {
+      const parent = path.join(freezerMount, this.parentName);
+      try {
+        await mkdir(parent, { recursive: true });
+        await access(path.join(parent, 'freezer.state'), constants.W_OK);
+        this.v1FreezerParent = parent;
+        support.freezer = parent;
+      } catch (error) {
+        reasons.push(`freezer: ${errorMessage(error)}`);
+      }
+    }
     if (reasons.length > 0) support.reason = reasons.join('; ');
     else delete support.reason;
     this.logger.debug({ support }, 'cgroup v1 support detected');
@@ -192,6 +211,8 @@ export class HostCgroups {
     }
     this.v2Parent = parent;
     support.version = 'v2';
+    // cgroup.freeze exists in every non-root v2 cgroup since Linux 5.2.
+    if (await exists(path.join(parent, 'cgroup.freeze'))) support.freezer = parent;
     for (const controller of enabledOf(support)) support.parents[controller] = parent;
     if (reasons.length > 0) support.reason = reasons.join('; ');
     else delete support.reason;
@@ -211,7 +232,44 @@ export class SandboxCgroup {
   constructor(
     readonly version: 'v1' | 'v2',
     private readonly entries: CgroupEntry[],
+    /** The directory whose freezer holds every process of the sandbox, or null when the host has none. */
+    private readonly freezerDirectory: string | null = null,
   ) {}
+
+  get canFreeze(): boolean {
+    return this.freezerDirectory !== null;
+  }
+
+  /** Freezes every process of the cgroup (they keep their memory, use no CPU) and waits until they are. */
+  async freeze(timeoutMs = 5_000): Promise<void> {
+    await this.setFrozen(true, timeoutMs);
+  }
+
+  async thaw(timeoutMs = 5_000): Promise<void> {
+    await this.setFrozen(false, timeoutMs);
+  }
+
+  /** Whether the cgroup is frozen now. */
+  async frozen(): Promise<boolean> {
+    const directory = this.freezerDirectory;
+    if (!directory) return false;
+    if (this.version === 'v1') return (await readFile(path.join(directory, 'freezer.state'), 'utf8')).trim() === 'FROZEN';
+    return /^frozen 1$/m.test(await readFile(path.join(directory, 'cgroup.events'), 'utf8'));
+  }
+
+  private async setFrozen(frozen: boolean, timeoutMs: number): Promise<void> {
+    const directory = this.freezerDirectory;
+    if (!directory) throw new Error('this host has no cgroup freezer');
+    if (this.version === 'v1') await writeFile(path.join(directory, 'freezer.state'), frozen ? 'FROZEN' : 'THAWED');
+    else await writeFile(path.join(directory, 'cgroup.freeze'), frozen ? '1' : '0');
+    const deadline = Date.now() + timeoutMs;
+    // v1 passes through FREEZING while tasks stop; v2 reports `frozen 1` in cgroup.events once all have.
+    while ((await this.frozen()) !== frozen) {
+      if (Date.now() > deadline) throw new Error(`cgroup did not ${frozen ? 'freeze' : 'thaw'} within ${timeoutMs} ms`);
+      if (this.version === 'v1' && frozen) await writeFile(path.join(directory, 'freezer.state'), 'FROZEN');
+      await sleep(5);
+    }
+  }
 
   /** The cgroup's directories: one per v1 hierarchy, or the one v2 directory. */
   get directories(): string[] {
@@ -246,6 +304,8 @@ export class SandboxCgroup {
   /** SIGKILLs every process in the cgroup until it is empty (v2: cgroup.kill). */
   async killAll(timeoutMs = 5_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
+    // A frozen v1 task only dies once thawed.
+    if (this.freezerDirectory) await this.thaw(timeoutMs).catch(() => undefined);
     if (this.version === 'v2') {
       await writeFile(path.join(this.directories[0]!, 'cgroup.kill'), '1').catch(() => undefined);
     }
@@ -325,8 +385,8 @@ async function enableController(directory: string, controller: CgroupController)
 }
 
 /** Mount points of the v1 hierarchies holding each controller, from /proc/self/mountinfo. */
-async function readV1Mounts(): Promise<Map<CgroupController, string>> {
-  const mounts = new Map<CgroupController, string>();
+async function readV1Mounts(): Promise<Map<CgroupController | 'freezer', string>> {
+  const mounts = new Map<CgroupController | 'freezer', string>();
   const text = await readFile('/proc/self/mountinfo', 'utf8');
   for (const line of text.split('\n')) {
     const [before, after] = line.split(' - ');
@@ -338,6 +398,7 @@ async function readV1Mounts(): Promise<Map<CgroupController, string>> {
     const readOnly = (fields[5] ?? '').split(',').includes('ro');
     if (!mountPoint || readOnly) continue;
     const options = superOptions.split(',');
+    if (options.includes('freezer') && !mounts.has('freezer')) mounts.set('freezer', unescapeMountPath(mountPoint));
     for (const controller of controllers) {
       if (options.includes(controller) && !mounts.has(controller)) mounts.set(controller, unescapeMountPath(mountPoint));
     }

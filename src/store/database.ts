@@ -1,4 +1,4 @@
-import type { Role, TurnStatus } from '../core/types.ts';
+import type { EgressRecord, ModelCredentialKind, Role, TurnStatus } from '../core/types.ts';
 
 /**
  * The tables as stored: snake_case columns, JSON as text, timestamps as ISO-8601 text and
@@ -14,6 +14,10 @@ export interface Database {
   turns: TurnsTable;
   events: EventsTable;
   usage_records: UsageRecordsTable;
+  quota_overrides: QuotaOverridesTable;
+  user_credentials: UserCredentialsTable;
+  egress_log: EgressLogTable;
+  sandbox_sessions: SandboxSessionsTable;
 }
 
 export interface UsersTable {
@@ -72,6 +76,8 @@ export interface AgentsTable {
   memory_mb: number;
   cpus: number;
   turn_timeout_seconds: number;
+  /** JSON array of domain patterns (migration 0002). */
+  egress_domains: string;
   created_at: string;
   updated_at: string;
 }
@@ -118,10 +124,48 @@ export interface UsageRecordsTable {
   user_id: string;
   conversation_id: string;
   turn_id: string | null;
+  /** Migration 0002; null on older records whose conversation is gone. */
+  agent_id: string | null;
   model: string;
   input_tokens: number;
   output_tokens: number;
   cache_creation_input_tokens: number;
   cache_read_input_tokens: number;
   created_at: string;
+}
+
+export interface QuotaOverridesTable {
+  user_id: string;
+  /** JSON Partial<QuotaLimits>: a present key replaces the default (null: unlimited). */
+  limits: string;
+  updated_at: string;
+}
+
+export interface UserCredentialsTable {
+  user_id: string;
+  kind: ModelCredentialKind;
+  ciphertext: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface EgressLogTable {
+  id: string;
+  conversation_id: string;
+  user_id: string;
+  sandbox_id: string;
+  host: string;
+  port: number;
+  address: string | null;
+  decision: EgressRecord['decision'];
+  reason: string | null;
+  created_at: string;
+}
+
+export interface SandboxSessionsTable {
+  id: string;
+  user_id: string;
+  conversation_id: string;
+  started_at: string;
+  ended_at: string | null;
 }

@@ -5,6 +5,7 @@ import type {
   Agent,
   ApiToken,
   Conversation,
+  EgressRecord,
   Invite,
   TokenUsage,
   Turn,
@@ -16,6 +17,7 @@ import type {
   AgentsTable,
   ApiTokensTable,
   ConversationsTable,
+  EgressLogTable,
   EventsTable,
   InvitesTable,
   TurnsTable,
@@ -81,6 +83,7 @@ export function toAgent(row: Selectable<AgentsTable>): Agent {
       cpus: Number(row.cpus),
       turnTimeoutSeconds: row.turn_timeout_seconds,
     },
+    egressDomains: JSON.parse(row.egress_domains) as string[],
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -110,6 +113,7 @@ function fromAgentDefinition(agent: Omit<Agent, 'id' | 'ownerId' | 'createdAt' |
     memory_mb: agent.limits.memoryMb,
     cpus: agent.limits.cpus,
     turn_timeout_seconds: agent.limits.turnTimeoutSeconds,
+    egress_domains: JSON.stringify(agent.egressDomains),
   };
 }
 
@@ -128,6 +132,7 @@ export function fromAgentPatch(patch: AgentPatch): Partial<AgentDefinitionColumn
     columns.cpus = patch.limits.cpus;
     columns.turn_timeout_seconds = patch.limits.turnTimeoutSeconds;
   }
+  if (patch.egressDomains !== undefined) columns.egress_domains = JSON.stringify(patch.egressDomains);
   return columns;
 }
 
@@ -174,6 +179,7 @@ export function toUsageRecord(row: Selectable<UsageRecordsTable>): UsageRecord {
     userId: row.user_id,
     conversationId: row.conversation_id,
     turnId: row.turn_id,
+    agentId: row.agent_id,
     model: row.model,
     usage: {
       inputTokens: row.input_tokens,
@@ -191,11 +197,42 @@ export function fromUsageRecord(record: UsageRecord): UsageRecordsTable {
     user_id: record.userId,
     conversation_id: record.conversationId,
     turn_id: record.turnId,
+    agent_id: record.agentId,
     model: record.model,
     input_tokens: record.usage.inputTokens,
     output_tokens: record.usage.outputTokens,
     cache_creation_input_tokens: record.usage.cacheCreationInputTokens,
     cache_read_input_tokens: record.usage.cacheReadInputTokens,
+    created_at: record.createdAt,
+  };
+}
+
+export function toEgressRecord(row: Selectable<EgressLogTable>): EgressRecord {
+  return {
+    id: row.id,
+    conversationId: row.conversation_id,
+    userId: row.user_id,
+    sandboxId: row.sandbox_id,
+    host: row.host,
+    port: Number(row.port),
+    address: row.address,
+    decision: row.decision,
+    reason: row.reason,
+    createdAt: row.created_at,
+  };
+}
+
+export function fromEgressRecord(record: EgressRecord): EgressLogTable {
+  return {
+    id: record.id,
+    conversation_id: record.conversationId,
+    user_id: record.userId,
+    sandbox_id: record.sandboxId,
+    host: record.host,
+    port: record.port,
+    address: record.address,
+    decision: record.decision,
+    reason: record.reason,
     created_at: record.createdAt,
   };
 }

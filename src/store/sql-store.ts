@@ -1,32 +1,46 @@
-import { Kysely, Migrator, sql, type Dialect } from 'kysely';
+import { Kysely, Migrator, sql, type Dialect, type RawBuilder, type Selectable } from 'kysely';
 import { nowIso } from '../core/clock.ts';
 import { AppError } from '../core/errors.ts';
 import type { ConversationEvent, EventData } from '../core/events.ts';
 import { silentLogger, type Logger } from '../core/logger.ts';
-import type { AgentPatch, NewApiToken, NewInvite, NewUser, Store, TurnPatch } from '../core/store.ts';
+import type { AgentPatch, NewApiToken, NewInvite, NewUser, Store, TurnPatch, UsageAggregate, UsageQuery } from '../core/store.ts';
 import type {
   Agent,
   ApiToken,
   BrowserSession,
   Conversation,
+  EgressRecord,
   Invite,
+  QuotaLimits,
+  QuotaOverride,
   Role,
+  SandboxSession,
+  StoredCredential,
   Turn,
   TurnStatus,
   UsageRecord,
   User,
   UserWithPassword,
 } from '../core/types.ts';
-import type { ConversationsTable, Database, TurnsTable, UsersTable } from './database.ts';
+import type {
+  ConversationsTable,
+  Database,
+  QuotaOverridesTable,
+  TurnsTable,
+  UserCredentialsTable,
+  UsersTable,
+} from './database.ts';
 import { migrationProvider } from './migrations/index.ts';
 import {
   fromAgent,
   fromAgentPatch,
+  fromEgressRecord,
   fromUsageRecord,
   normalizeEmail,
   toAgent,
   toApiToken,
   toConversation,
+  toEgressRecord,
   toEvent,
   toInvite,
   toTurn,
@@ -52,6 +66,34 @@ export interface SqlStoreOptions {
 interface ErrorMessages {
   unique?: string;
   foreignKey?: string;
+}
+
+/** The columns usage can be grouped by; ISO timestamps make the UTC day their first ten characters on every dialect. */
+const usageGroupings: Array<{ name: UsageQuery['groupBy'][number]; expression: RawBuilder<unknown> }> = [
+  { name: 'user', expression: sql`user_id` },
+  { name: 'day', expression: sql`substr(created_at, 1, 10)` },
+  { name: 'agent', expression: sql`agent_id` },
+  { name: 'model', expression: sql`model` },
+];
+
+/** Orders groups by user, day, agent (null first), model. */
+function compareGroups(a: UsageAggregate, b: UsageAggregate): number {
+  const keys = (aggregate: UsageAggregate): string[] => [aggregate.userId ?? '', aggregate.day ?? '', aggregate.agentId === null ? '' : `~${aggregate.agentId ?? ''}`, aggregate.model ?? ''];
+  const left = keys(a);
+  const right = keys(b);
+  for (let index = 0; index < left.length; index++) {
+    if (left[index]! < right[index]!) return -1;
+    if (left[index]! > right[index]!) return 1;
+  }
+  return 0;
+}
+
+function toQuotaOverride(row: Selectable<QuotaOverridesTable>): QuotaOverride {
+  return { userId: row.user_id, limits: JSON.parse(row.limits) as Partial<QuotaLimits>, updatedAt: row.updated_at };
+}
+
+function toStoredCredential(row: Selectable<UserCredentialsTable>): StoredCredential {
+  return { userId: row.user_id, kind: row.kind, ciphertext: row.ciphertext, createdAt: row.created_at, updatedAt: row.updated_at };
 }
 
 /** The Store over Kysely: one implementation for every SQL dialect. */
@@ -658,6 +700,203 @@ export class SqlStore implements Store {
       if (filter.turnId !== undefined) query = query.where('turn_id', '=', filter.turnId);
       const rows = await query.orderBy('created_at').orderBy('id').execute();
       return rows.map(toUsageRecord);
+    });
+  }
+
+  aggregateUsage(query: UsageQuery): Promise<UsageAggregate[]> {
+    return this.#run('aggregateUsage', async () => {
+      const groups = usageGroupings.filter((grouping) => query.groupBy.includes(grouping.name));
+      let select = this.#db.selectFrom('usage_records');
+      if (query.userId !== undefined) select = select.where('user_id', '=', query.userId);
+      if (query.from !== undefined) select = select.where('created_at', '>=', query.from);
+      if (query.to !== undefined) select = select.where('created_at', '<', query.to);
+      const rows = await select
+        .select((eb) => [
+          ...groups.map((grouping) => grouping.expression.as(grouping.name)),
+          eb.fn.countAll<number | string>().as('requests'),
+          eb.fn.sum<number | string | null>('input_tokens').as('input_tokens'),
+          eb.fn.sum<number | string | null>('output_tokens').as('output_tokens'),
+          eb.fn.sum<number | string | null>('cache_creation_input_tokens').as('cache_creation_input_tokens'),
+          eb.fn.sum<number | string | null>('cache_read_input_tokens').as('cache_read_input_tokens'),
+        ])
+        .$call((builder) => (groups.length === 0 ? builder : builder.groupBy(groups.map((grouping) => grouping.expression))))
+        .execute();
+      return rows
+        .map((row) => row as unknown as Record<string, string | number | null>)
+        .filter((row) => Number(row.requests) > 0)
+        .map((row) => {
+          const aggregate: UsageAggregate = {
+            requests: Number(row.requests),
+            usage: {
+              inputTokens: Number(row.input_tokens ?? 0),
+              outputTokens: Number(row.output_tokens ?? 0),
+              cacheCreationInputTokens: Number(row.cache_creation_input_tokens ?? 0),
+              cacheReadInputTokens: Number(row.cache_read_input_tokens ?? 0),
+            },
+          };
+          if (query.groupBy.includes('user')) aggregate.userId = String(row.user);
+          if (query.groupBy.includes('day')) aggregate.day = String(row.day);
+          if (query.groupBy.includes('agent')) aggregate.agentId = row.agent === null ? null : String(row.agent);
+          if (query.groupBy.includes('model')) aggregate.model = String(row.model);
+          return aggregate;
+        })
+        // Sorted here rather than in SQL: the dialects disagree on where NULL sorts.
+        .sort((a, b) => compareGroups(a, b));
+    });
+  }
+
+  // Quotas
+
+  getQuotaOverride(userId: string): Promise<QuotaOverride | null> {
+    return this.#run('getQuotaOverride', async () => {
+      const row = await this.#db.selectFrom('quota_overrides').selectAll().where('user_id', '=', userId).executeTakeFirst();
+      return row === undefined ? null : toQuotaOverride(row);
+    });
+  }
+
+  listQuotaOverrides(): Promise<QuotaOverride[]> {
+    return this.#run('listQuotaOverrides', async () => {
+      const rows = await this.#db.selectFrom('quota_overrides').selectAll().orderBy('user_id').execute();
+      return rows.map(toQuotaOverride);
+    });
+  }
+
+  putQuotaOverride(override: QuotaOverride): Promise<QuotaOverride> {
+    return this.#run(
+      'putQuotaOverride',
+      async () => {
+        const values = { user_id: override.userId, limits: JSON.stringify(override.limits), updated_at: override.updatedAt };
+        const row = await this.#db
+          .insertInto('quota_overrides')
+          .values(values)
+          .onConflict((conflict) => conflict.column('user_id').doUpdateSet({ limits: values.limits, updated_at: values.updated_at }))
+          .returningAll()
+          .executeTakeFirstOrThrow();
+        return toQuotaOverride(row);
+      },
+      { foreignKey: 'the user does not exist' },
+    );
+  }
+
+  deleteQuotaOverride(userId: string): Promise<boolean> {
+    return this.#run('deleteQuotaOverride', async () => {
+      const result = await this.#db.deleteFrom('quota_overrides').where('user_id', '=', userId).executeTakeFirst();
+      return result.numDeletedRows > 0n;
+    });
+  }
+
+  // Users' own credentials
+
+  getCredential(userId: string): Promise<StoredCredential | null> {
+    return this.#run('getCredential', async () => {
+      const row = await this.#db.selectFrom('user_credentials').selectAll().where('user_id', '=', userId).executeTakeFirst();
+      return row === undefined ? null : toStoredCredential(row);
+    });
+  }
+
+  putCredential(credential: Omit<StoredCredential, 'createdAt'>): Promise<StoredCredential> {
+    return this.#run(
+      'putCredential',
+      async () => {
+        const row = await this.#db
+          .insertInto('user_credentials')
+          .values({
+            user_id: credential.userId,
+            kind: credential.kind,
+            ciphertext: credential.ciphertext,
+            created_at: credential.updatedAt,
+            updated_at: credential.updatedAt,
+          })
+          .onConflict((conflict) =>
+            conflict.column('user_id').doUpdateSet({ kind: credential.kind, ciphertext: credential.ciphertext, updated_at: credential.updatedAt }),
+          )
+          .returningAll()
+          .executeTakeFirstOrThrow();
+        return toStoredCredential(row);
+      },
+      { foreignKey: 'the user does not exist' },
+    );
+  }
+
+  deleteCredential(userId: string): Promise<boolean> {
+    return this.#run('deleteCredential', async () => {
+      const result = await this.#db.deleteFrom('user_credentials').where('user_id', '=', userId).executeTakeFirst();
+      return result.numDeletedRows > 0n;
+    });
+  }
+
+  // Egress log
+
+  recordEgress(record: EgressRecord): Promise<void> {
+    return this.#run(
+      'recordEgress',
+      async () => {
+        await this.#db.insertInto('egress_log').values(fromEgressRecord(record)).execute();
+      },
+      { unique: 'an egress record with this id already exists' },
+    );
+  }
+
+  listEgress(conversationId: string, options: { limit?: number } = {}): Promise<EgressRecord[]> {
+    return this.#run('listEgress', async () => {
+      let query = this.#db
+        .selectFrom('egress_log')
+        .selectAll()
+        .where('conversation_id', '=', conversationId)
+        .orderBy('created_at', 'desc')
+        .orderBy('id', 'desc');
+      if (options.limit !== undefined) query = query.limit(options.limit);
+      const rows = await query.execute();
+      return rows.reverse().map(toEgressRecord);
+    });
+  }
+
+  // Sandbox sessions
+
+  startSandboxSession(session: { id: string; userId: string; conversationId: string; startedAt: string }): Promise<void> {
+    return this.#run(
+      'startSandboxSession',
+      async () => {
+        await this.#db
+          .insertInto('sandbox_sessions')
+          .values({ id: session.id, user_id: session.userId, conversation_id: session.conversationId, started_at: session.startedAt, ended_at: null })
+          .execute();
+      },
+      { unique: 'a sandbox session with this id already exists', foreignKey: 'the user does not exist' },
+    );
+  }
+
+  endSandboxSession(id: string, endedAt: string): Promise<void> {
+    return this.#run('endSandboxSession', async () => {
+      await this.#db.updateTable('sandbox_sessions').set({ ended_at: endedAt }).where('id', '=', id).where('ended_at', 'is', null).execute();
+    });
+  }
+
+  endOpenSandboxSessions(endedAt: string): Promise<number> {
+    return this.#run('endOpenSandboxSessions', async () => {
+      const result = await this.#db.updateTable('sandbox_sessions').set({ ended_at: endedAt }).where('ended_at', 'is', null).executeTakeFirst();
+      return Number(result.numUpdatedRows);
+    });
+  }
+
+  listSandboxSessions(userId: string, from: string, to: string): Promise<SandboxSession[]> {
+    return this.#run('listSandboxSessions', async () => {
+      const rows = await this.#db
+        .selectFrom('sandbox_sessions')
+        .selectAll()
+        .where('user_id', '=', userId)
+        .where('started_at', '<', to)
+        .where((eb) => eb.or([eb('ended_at', 'is', null), eb('ended_at', '>', from)]))
+        .orderBy('started_at')
+        .orderBy('id')
+        .execute();
+      return rows.map((row) => ({
+        id: row.id,
+        userId: row.user_id,
+        conversationId: row.conversation_id,
+        startedAt: row.started_at,
+        endedAt: row.ended_at,
+      }));
     });
   }
 

@@ -3,7 +3,7 @@ import { AppError } from '../core/errors.ts';
 import type { EventData } from '../core/events.ts';
 import { newId } from '../core/ids.ts';
 import type { Store } from '../core/store.ts';
-import type { Agent, TokenUsage, User } from '../core/types.ts';
+import type { Agent, EgressRecord, TokenUsage, UsageRecord, User } from '../core/types.ts';
 
 /**
  * The behaviour every Store implementation must show. `makeStore` returns a store on an empty
@@ -42,6 +42,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
       disallowedTools: ['WebFetch'],
       maxTurns: null,
       limits: { memoryMb: 2048, cpus: 1.5, turnTimeoutSeconds: 600 },
+      egressDomains: ['packages.example.com', '*.git.example.com:443'],
       createdAt: now,
       updatedAt: now,
       ...overrides,
@@ -308,6 +309,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
             allowedTools: [],
             maxTurns: 3,
             limits: { memoryMb: 512, cpus: 0.5, turnTimeoutSeconds: 60 },
+            egressDomains: [],
           },
           later,
         );
@@ -317,6 +319,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
           allowedTools: [],
           maxTurns: 3,
           limits: { memoryMb: 512, cpus: 0.5, turnTimeoutSeconds: 60 },
+          egressDomains: [],
           updatedAt: later,
         };
         expect(updated).toEqual(expected);
@@ -576,6 +579,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
           userId,
           conversationId,
           turnId,
+          agentId: 'agt_1',
           model: 'claude-sonnet-4-5-20250929',
           usage: usage(10),
           createdAt: now,
@@ -599,12 +603,156 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
           userId: user.id,
           conversationId: conversation.id,
           turnId: null,
+          agentId: null,
           model: 'm',
           usage: usage(1),
           createdAt: now,
         });
         await store.deleteConversation(conversation.id);
         expect(await store.listUsage({ userId: user.id })).toHaveLength(1);
+      });
+    });
+
+    describe('usage aggregation', () => {
+      const record = (overrides: Partial<UsageRecord> & { userId: string }): UsageRecord => ({
+        id: newId('use'),
+        conversationId: 'conv_x',
+        turnId: null,
+        agentId: 'agt_a',
+        model: 'claude-a',
+        usage: { inputTokens: 100, outputTokens: 10, cacheCreationInputTokens: 5, cacheReadInputTokens: 1 },
+        createdAt: '2025-06-01T10:00:00.000Z',
+        ...overrides,
+      });
+
+      it('sums tokens by kind per user, UTC day, agent and model, in that order', async () => {
+        const alice = await createUser();
+        const bob = await createUser();
+        await store.recordUsage(record({ userId: alice.id }));
+        await store.recordUsage(record({ userId: alice.id, createdAt: '2025-06-01T23:59:59.999Z', usage: { inputTokens: 1, outputTokens: 2, cacheCreationInputTokens: 3, cacheReadInputTokens: 4 } }));
+        await store.recordUsage(record({ userId: alice.id, createdAt: '2025-06-02T00:00:00.000Z' }));
+        await store.recordUsage(record({ userId: alice.id, agentId: null, model: 'claude-b' }));
+        await store.recordUsage(record({ userId: bob.id }));
+
+        const byDayAndAgent = await store.aggregateUsage({ userId: alice.id, groupBy: ['day', 'agent'] });
+        expect(byDayAndAgent).toEqual([
+          { day: '2025-06-01', agentId: null, requests: 1, usage: { inputTokens: 100, outputTokens: 10, cacheCreationInputTokens: 5, cacheReadInputTokens: 1 } },
+          { day: '2025-06-01', agentId: 'agt_a', requests: 2, usage: { inputTokens: 101, outputTokens: 12, cacheCreationInputTokens: 8, cacheReadInputTokens: 5 } },
+          { day: '2025-06-02', agentId: 'agt_a', requests: 1, usage: { inputTokens: 100, outputTokens: 10, cacheCreationInputTokens: 5, cacheReadInputTokens: 1 } },
+        ]);
+
+        const byUser = await store.aggregateUsage({ groupBy: ['user'] });
+        expect(byUser.map((row) => [row.userId, row.requests])).toEqual(
+          [[alice.id, 4], [bob.id, 1]].sort((a, b) => (String(a[0]) < String(b[0]) ? -1 : 1)),
+        );
+        const byModel = await store.aggregateUsage({ userId: alice.id, groupBy: ['model'] });
+        expect(byModel.map((row) => [row.model, row.requests])).toEqual([['claude-a', 3], ['claude-b', 1]]);
+      });
+
+      it('limits the records to [from, to) and answers totals without grouping', async () => {
+        const alice = await createUser();
+        await store.recordUsage(record({ userId: alice.id, createdAt: '2025-05-31T23:59:59.999Z' }));
+        await store.recordUsage(record({ userId: alice.id, createdAt: '2025-06-01T00:00:00.000Z' }));
+        await store.recordUsage(record({ userId: alice.id, createdAt: '2025-06-30T23:59:59.999Z' }));
+        await store.recordUsage(record({ userId: alice.id, createdAt: '2025-07-01T00:00:00.000Z' }));
+        const june = await store.aggregateUsage({ userId: alice.id, from: '2025-06-01T00:00:00.000Z', to: '2025-07-01T00:00:00.000Z', groupBy: [] });
+        expect(june).toEqual([{ requests: 2, usage: { inputTokens: 200, outputTokens: 20, cacheCreationInputTokens: 10, cacheReadInputTokens: 2 } }]);
+        expect(await store.aggregateUsage({ userId: 'usr_nobody', groupBy: [] })).toEqual([]);
+      });
+    });
+
+    describe('quota overrides', () => {
+      it('stores, replaces, lists and deletes a user override', async () => {
+        const user = await createUser();
+        expect(await store.getQuotaOverride(user.id)).toBeNull();
+        const first = await store.putQuotaOverride({ userId: user.id, limits: { tokensPerDay: 1000, costPerMonthUsd: null }, updatedAt: now });
+        expect(first).toEqual({ userId: user.id, limits: { tokensPerDay: 1000, costPerMonthUsd: null }, updatedAt: now });
+        const second = await store.putQuotaOverride({ userId: user.id, limits: { concurrentSandboxes: 2 }, updatedAt: later });
+        expect(await store.getQuotaOverride(user.id)).toEqual(second);
+        expect(second.limits).toEqual({ concurrentSandboxes: 2 });
+        expect(await store.listQuotaOverrides()).toEqual([second]);
+        expect(await store.deleteQuotaOverride(user.id)).toBe(true);
+        expect(await store.deleteQuotaOverride(user.id)).toBe(false);
+        expect(await store.getQuotaOverride(user.id)).toBeNull();
+      });
+
+      it('refuses an override for a missing user as CONFLICT', async () => {
+        await expectAppError(store.putQuotaOverride({ userId: 'usr_missing', limits: {}, updatedAt: now }), 'CONFLICT');
+      });
+    });
+
+    describe('user credentials', () => {
+      it('stores a credential and replaces it keeping the creation time', async () => {
+        const user = await createUser();
+        expect(await store.getCredential(user.id)).toBeNull();
+        const first = await store.putCredential({ userId: user.id, kind: 'api-key', ciphertext: 'v1:aaa', updatedAt: now });
+        expect(first).toEqual({ userId: user.id, kind: 'api-key', ciphertext: 'v1:aaa', createdAt: now, updatedAt: now });
+        const rotated = await store.putCredential({ userId: user.id, kind: 'oauth-token', ciphertext: 'v1:bbb', updatedAt: later });
+        expect(rotated).toEqual({ userId: user.id, kind: 'oauth-token', ciphertext: 'v1:bbb', createdAt: now, updatedAt: later });
+        expect(await store.getCredential(user.id)).toEqual(rotated);
+        expect(await store.deleteCredential(user.id)).toBe(true);
+        expect(await store.deleteCredential(user.id)).toBe(false);
+        expect(await store.getCredential(user.id)).toBeNull();
+      });
+    });
+
+    describe('egress log', () => {
+      it("lists a conversation's connections in order, the newest when limited, and keeps them after it is deleted", async () => {
+        const { user, conversation } = await createConversationFixture();
+        const entry = (host: string, createdAt: string, decision: EgressRecord['decision'] = 'allowed'): EgressRecord => ({
+          id: newId('egr'),
+          conversationId: conversation.id,
+          userId: user.id,
+          sandboxId: 'sbx_1',
+          host,
+          port: 443,
+          address: decision === 'allowed' ? '203.0.113.10' : null,
+          decision,
+          reason: decision === 'allowed' ? null : 'not-allowed',
+          createdAt,
+        });
+        const first = entry('a.example', '2025-06-01T10:00:00.000Z');
+        const second = entry('b.example', '2025-06-01T10:00:01.000Z', 'denied');
+        const third = entry('c.example', '2025-06-01T10:00:02.000Z', 'failed');
+        for (const item of [third, first, second]) await store.recordEgress(item);
+        await store.recordEgress({ ...entry('other.example', now), conversationId: 'conv_other' });
+
+        expect(await store.listEgress(conversation.id)).toEqual([first, second, third]);
+        expect(await store.listEgress(conversation.id, { limit: 2 })).toEqual([second, third]);
+        await store.deleteConversation(conversation.id);
+        expect(await store.listEgress(conversation.id)).toHaveLength(3);
+      });
+    });
+
+    describe('sandbox sessions', () => {
+      it('lists the sessions overlapping a period, open ones included, and ends the open ones', async () => {
+        const user = await createUser();
+        const session = (id: string, startedAt: string) =>
+          store.startSandboxSession({ id, userId: user.id, conversationId: 'conv_1', startedAt });
+        await session('sbs_before', '2025-05-31T20:00:00.000Z');
+        await store.endSandboxSession('sbs_before', '2025-05-31T23:00:00.000Z');
+        await session('sbs_across', '2025-05-31T23:30:00.000Z');
+        await store.endSandboxSession('sbs_across', '2025-06-01T00:30:00.000Z');
+        await session('sbs_open', '2025-06-02T00:00:00.000Z');
+        await session('sbs_after', '2025-07-01T00:00:00.000Z');
+
+        const june = await store.listSandboxSessions(user.id, '2025-06-01T00:00:00.000Z', '2025-07-01T00:00:00.000Z');
+        expect(june).toEqual([
+          { id: 'sbs_across', userId: user.id, conversationId: 'conv_1', startedAt: '2025-05-31T23:30:00.000Z', endedAt: '2025-06-01T00:30:00.000Z' },
+          { id: 'sbs_open', userId: user.id, conversationId: 'conv_1', startedAt: '2025-06-02T00:00:00.000Z', endedAt: null },
+        ]);
+
+        // Ending an ended session changes nothing.
+        await store.endSandboxSession('sbs_across', '2025-06-05T00:00:00.000Z');
+        expect(await store.endOpenSandboxSessions(later)).toBe(2);
+        expect(await store.endOpenSandboxSessions(later)).toBe(0);
+        const after = await store.listSandboxSessions(user.id, '2000-01-01T00:00:00.000Z', '2999-01-01T00:00:00.000Z');
+        expect(after.map((item) => [item.id, item.endedAt])).toEqual([
+          ['sbs_before', '2025-05-31T23:00:00.000Z'],
+          ['sbs_across', '2025-06-01T00:30:00.000Z'],
+          ['sbs_open', later],
+          ['sbs_after', later],
+        ]);
       });
     });
 

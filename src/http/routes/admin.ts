@@ -44,13 +44,29 @@ export function registerAdminRoutes(app: App, { accounts, conversations }: AppSe
     {
       schema: {
         tags: ['admin'],
-        summary: 'Conversations with a live agent right now',
-        response: { 200: z.object({ conversations: z.array(z.object({ conversationId: z.string(), busy: z.boolean(), live: z.boolean(), paused: z.boolean() })) }), ...errorResponses },
+        summary: 'Conversations with a live agent right now, with their owner and title',
+        response: {
+          200: z.object({
+            conversations: z.array(
+              z.object({
+                conversationId: z.string(),
+                busy: z.boolean(),
+                live: z.boolean(),
+                paused: z.boolean(),
+                title: z.string().nullable(),
+                agentId: z.string().nullable(),
+                userId: z.string().nullable(),
+                userEmail: z.string().nullable(),
+              }),
+            ),
+          }),
+          ...errorResponses,
+        },
       },
     },
     async (request) => {
       requireAdmin(request);
-      return { conversations: conversations.activity() };
+      return { conversations: await conversations.activityDetails() };
     },
   );
 }

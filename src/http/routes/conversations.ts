@@ -23,8 +23,19 @@ export function registerConversationRoutes(app: App, { conversations }: AppServi
 
   app.get(
     '/api/conversations',
-    { schema: { tags: ['conversations'], summary: 'Your conversations, most recent first', response: { 200: z.object({ conversations: z.array(conversationSchema) }), ...errorResponses } } },
-    async (request) => ({ conversations: (await conversations.list(requireUser(request))).map(presentConversation) }),
+    {
+      schema: {
+        tags: ['conversations'],
+        summary: 'Your conversations, most recent first; `running` is true while a turn runs or waits',
+        response: { 200: z.object({ conversations: z.array(conversationSchema.extend({ running: z.boolean() })) }), ...errorResponses },
+      },
+    },
+    async (request) => ({
+      conversations: (await conversations.list(requireUser(request))).map((conversation) => ({
+        ...presentConversation(conversation),
+        running: conversations.isRunning(conversation.id),
+      })),
+    }),
   );
 
   app.get(

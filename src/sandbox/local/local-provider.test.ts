@@ -126,6 +126,33 @@ describe('LocalProvider', () => {
       for (const directory of cgroupDirectories) expect(await stat(directory).catch(() => null), directory).toBeNull();
     });
 
+    it('pauses with the cgroup freezer: a paused sandbox uses no CPU and resumes with its processes intact', async (context) => {
+      const support = await createHostCgroups().detect();
+      context.skip(!support.freezer, 'no writable cgroup freezer on this host');
+      const sandbox = await provider.acquire(spec('paused'));
+      context.onTestFinished(() => sandbox.release());
+      const marker = uniqueSeconds();
+      const busy = sandbox.exec(['sh', '-c', `while :; do :; done; sleep ${marker}`]);
+      const [hostPid] = await waitForHostProcess(`sh\0-c\0while`);
+      const cpuTicks = async () => {
+        const fields = (await readFile(`/proc/${hostPid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
+        return Number(fields[11]) + Number(fields[12]);
+      };
+      expect(await sandbox.pause()).toBe(true);
+      expect(await sandbox.pause()).toBe(true);
+      const frozenAt = await cpuTicks();
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(await cpuTicks()).toBe(frozenAt);
+      await sandbox.resume();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(await cpuTicks()).toBeGreaterThan(frozenAt);
+      expect(await run(sandbox, ['echo', 'thawed'])).toBe('thawed\n');
+      // Release kills a paused sandbox too.
+      expect(await sandbox.pause()).toBe(true);
+      await sandbox.release();
+      expect(await within(busy.exited, 5_000)).toMatchObject({ signal: 'SIGKILL' });
+    });
+
     it('reports its limit mechanisms and what it needs in check()', async () => {
       const checks = await provider.check();
       expect(checks.map((check) => check.name)).toEqual([
@@ -147,7 +174,8 @@ describe('LocalProvider', () => {
     });
 
     it('falls back to rlimits when cgroups are not used', async () => {
-      const fallback = createLocalProvider({ dataDir: path.join(dataDir, 'fallback'), claudeBinary, cgroups: false });
+      // Its own uid: RLIMIT_NPROC counts every process of the uid on the host, other tests' sandboxes (and containers) included.
+      const fallback = createLocalProvider({ dataDir: path.join(dataDir, 'fallback'), claudeBinary, cgroups: false, sandboxUid: 64_999 });
       expect(await fallback.limitEnforcement()).toEqual({ memory: 'none', cpu: 'none', pids: 'rlimit-nproc' });
       const checks = await fallback.check();
       expect(checks.find((check) => check.name === 'limits.pids')).toMatchObject({ ok: false, detail: expect.stringContaining('rlimit-nproc') });
@@ -258,4 +286,8 @@ async function waitUntilResolved<T>(attempt: () => Promise<T>, timeoutMs = 5_000
 /** A sleep duration no other process uses, so that the process can be found by its command line. */
 function uniqueSeconds(): string {
   return `${randomInt(700, 800)}.${randomInt(1_000_000)}`;
+}
+
+function within<T>(promise: Promise<T>, ms: number): Promise<T> {
+  return Promise.race([promise, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`not settled within ${ms} ms`)), ms))]);
 }

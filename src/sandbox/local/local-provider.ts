@@ -120,7 +120,8 @@ export class LocalProvider implements SandboxProvider {
           uid: this.uid,
           gid: this.gid,
           gatewayPort: this.gatewayPort,
-          tmpfsBytes: spec.limits.memoryMb * 1024 * 1024,
+          // Half the memory limit: tmpfs pages count against the memory cgroup, so a full /tmp must leave room for the agent.
+          tmpfsBytes: Math.max(16, Math.floor(spec.limits.memoryMb / 2)) * 1024 * 1024,
           infoFd,
         }),
         argsFd,
@@ -422,7 +423,7 @@ async function waitForBridge(child: ChildProcess, initPid: number, port: number,
   }
 }
 
-function validateSpec(spec: SandboxSpec): void {
+export function validateSpec(spec: SandboxSpec): void {
   validateWorkspaceId(spec.workspaceId);
   const { memoryMb, cpus, pids } = spec.limits ?? ({} as SandboxLimits);
   if (!Number.isInteger(memoryMb) || memoryMb < 16) throw new AppError('BAD_REQUEST', 'limits.memoryMb must be an integer ≥ 16');
@@ -433,7 +434,7 @@ function validateSpec(spec: SandboxSpec): void {
   }
 }
 
-function validateWorkspaceId(workspaceId: string): void {
+export function validateWorkspaceId(workspaceId: string): void {
   if (typeof workspaceId !== 'string' || !workspaceIdPattern.test(workspaceId)) {
     throw new AppError('BAD_REQUEST', 'workspaceId must be 1-128 letters, digits, ".", "_" or "-"');
   }

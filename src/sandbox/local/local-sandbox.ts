@@ -7,6 +7,7 @@ import { sandboxPaths, type ExecOptions, type ExecProcess, type ExitStatus, type
 import type { SandboxCgroup } from '../cgroups.ts';
 import type { WorkspaceFiles } from '../workspace-files.ts';
 import { agentUser, buildExecArgv, buildLauncherArgv, type LauncherOptions } from './bwrap-args.ts';
+import { spawnPtyProcess } from './pty-process.ts';
 
 /** Everything a LocalSandbox needs once its init is up; the provider gathers it. */
 export interface LocalSandboxInit {
@@ -42,7 +43,7 @@ export class LocalSandbox implements Sandbox {
   readonly id: string;
   readonly workspaceId: string;
   readonly gatewayUrl: string;
-  private readonly processes = new Set<LocalExecProcess>();
+  private readonly processes = new Set<ExecProcess>();
   private readonly initExited: Promise<void>;
   private initAlive = true;
   private releasing: Promise<void> | undefined;
@@ -73,7 +74,6 @@ export class LocalSandbox implements Sandbox {
     if (this.releasing) throw new AppError('SANDBOX_UNAVAILABLE', 'sandbox was released');
     if (!this.initAlive) throw new AppError('SANDBOX_UNAVAILABLE', 'sandbox is no longer running');
     validateArgv(argv);
-    if (options.tty) throw new AppError('BAD_REQUEST', 'the local sandbox has no terminal support yet');
     const cwd = options.cwd ?? sandboxPaths.workspace;
     if (!cwd.startsWith('/') || cwd.includes('\0')) throw new AppError('BAD_REQUEST', 'cwd must be an absolute path');
     const env = buildEnv(options.env);
@@ -90,13 +90,16 @@ export class LocalSandbox implements Sandbox {
       this.state.launcher,
       env,
     );
-    const child = spawn(command[0]!, command.slice(1), {
-      env,
-      stdio: [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
-      // Its own process group on the host, which the in-sandbox process inherits: SIGKILL reaches both.
-      detached: true,
-    });
-    const execProcess = new LocalExecProcess(child);
+    const execProcess = options.tty
+      ? spawnPtyProcess(command, env, options.tty)
+      : new LocalExecProcess(
+          spawn(command[0]!, command.slice(1), {
+            env,
+            stdio: [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+            // Its own process group on the host, which the in-sandbox process inherits: SIGKILL reaches both.
+            detached: true,
+          }),
+        );
     this.processes.add(execProcess);
     void execProcess.exited.then(() => this.processes.delete(execProcess));
     return execProcess;
@@ -110,12 +113,19 @@ export class LocalSandbox implements Sandbox {
     return this.state.files.write(path, data);
   }
 
-  /** Not supported yet: the runner then stops an idle sandbox instead of pausing it. */
+  /** Freezes the sandbox's cgroup; false (nothing changed) on a host without a cgroup freezer. */
   async pause(): Promise<boolean> {
-    return false;
+    const { cgroup } = this.state;
+    if (!cgroup?.canFreeze || this.releasing || !this.initAlive) return false;
+    await cgroup.freeze();
+    return true;
   }
 
-  async resume(): Promise<void> {}
+  async resume(): Promise<void> {
+    const { cgroup } = this.state;
+    if (!cgroup?.canFreeze || this.releasing) return;
+    await cgroup.thaw();
+  }
 
   release(): Promise<void> {
     this.releasing ??= this.teardown();
@@ -125,6 +135,8 @@ export class LocalSandbox implements Sandbox {
   private async teardown(): Promise<void> {
     const { logger, cgroup } = this.state;
     try {
+      // Frozen processes cannot die (cgroup v1): thaw a paused sandbox first.
+      if (cgroup?.canFreeze) await cgroup.thaw().catch(() => undefined);
       // A dying pid-namespace init takes every process of the namespace with it, double forks included.
       await this.killInit();
       await withTimeout(this.initExited, releaseTimeoutMs).catch(() => {

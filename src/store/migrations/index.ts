@@ -1,5 +1,6 @@
 import type { Migration, MigrationProvider } from 'kysely';
 import { initialSchema } from './0001-initial-schema.ts';
+import { gatewaySchema } from './0002-gateway.ts';
 
 /**
  * Every migration, keyed by name; Kysely applies them in name order. Kept in code rather than
@@ -7,6 +8,7 @@ import { initialSchema } from './0001-initial-schema.ts';
  */
 export const migrations: Record<string, Migration> = {
   '0001-initial-schema': initialSchema,
+  '0002-gateway': gatewaySchema,
 };
 
 export const migrationProvider: MigrationProvider = {

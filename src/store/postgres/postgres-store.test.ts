@@ -25,6 +25,10 @@ const tables = [
   'turns',
   'events',
   'usage_records',
+  'quota_overrides',
+  'user_credentials',
+  'egress_log',
+  'sandbox_sessions',
 ];
 
 /** One database for the file, emptied before each test: much faster than a database per test. */

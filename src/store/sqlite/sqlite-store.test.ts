@@ -3,8 +3,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { Kysely, Migrator, SqliteDialect } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppError } from '../../core/errors.ts';
+import { migrations } from '../migrations/index.ts';
 import { describeStoreContract } from '../store.contract.ts';
 import { createSqliteStore } from './index.ts';
 
@@ -49,11 +51,15 @@ describe('SqliteStore', () => {
         'agents',
         'api_tokens',
         'conversations',
+        'egress_log',
         'events',
         'invites',
+        'quota_overrides',
+        'sandbox_sessions',
         'sessions',
         'turns',
         'usage_records',
+        'user_credentials',
         'users',
       ]);
     } finally {
@@ -71,6 +77,32 @@ describe('SqliteStore', () => {
     await second.migrate();
     expect((await second.getUser('usr_1'))?.email).toBe('a@example.com');
     await second.close();
+  });
+
+  it('upgrades a database of the first release: agents get no egress, usage gets its agent', async () => {
+    const path = nextPath();
+    const database = new Database(path);
+    const kysely = new Kysely<unknown>({ dialect: new SqliteDialect({ database }) });
+    const migrator = new Migrator({ db: kysely, provider: { getMigrations: async () => ({ '0001-initial-schema': migrations['0001-initial-schema']! }) } });
+    expect((await migrator.migrateToLatest()).error).toBeUndefined();
+    const at = '2025-06-01T00:00:00.000Z';
+    database.prepare("insert into users values ('usr_1', 'a@example.com', 'a@example.com', 'h', 'user', 0, ?)").run(at);
+    database
+      .prepare("insert into agents values ('agt_1', 'usr_1', 'A', '', '', 'm', '[]', '[]', null, 512, 1, 60, ?, ?)")
+      .run(at, at);
+    database.prepare("insert into conversations values ('conv_1', 'usr_1', 'agt_1', 't', null, 0, ?, ?)").run(at, at);
+    database.prepare("insert into usage_records values ('use_1', 'usr_1', 'conv_1', null, 'm', 1, 2, 3, 4, ?)").run(at);
+    database.prepare("insert into usage_records values ('use_2', 'usr_1', 'conv_gone', null, 'm', 1, 2, 3, 4, ?)").run(at);
+    await kysely.destroy();
+
+    const store = createSqliteStore({ path });
+    await store.migrate();
+    expect((await store.getAgent('agt_1'))?.egressDomains).toEqual([]);
+    expect((await store.listUsage({ userId: 'usr_1' })).map((record) => [record.id, record.agentId])).toEqual([
+      ['use_1', 'agt_1'],
+      ['use_2', null],
+    ]);
+    await store.close();
   });
 
   it('reports a file that cannot be opened as INTERNAL naming the operation', async () => {

@@ -1,0 +1,2 @@
+export { createDockerProvider, DockerProvider, type DockerProviderOptions } from './docker-provider.ts';
+export { DockerSandbox } from './docker-sandbox.ts';

@@ -1,0 +1,136 @@
+import { execFile } from 'node:child_process';
+import { mkdir, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { silentLogger, type Logger } from '../core/logger.ts';
+
+const execFileAsync = promisify(execFile);
+
+export interface WorkspaceDisksOptions {
+  /** `<dataDir>/workspaces/<id>` is the mount point; images live in `<dataDir>/disks/<id>.ext4`. */
+  dataDir: string;
+  /** Size of each workspace's file system (workspace and home together), MiB. */
+  sizeMb: number;
+  logger?: Logger;
+}
+
+/**
+ * A size limit per workspace that the kernel enforces: each workspace directory is a loop-mounted ext4 image
+ * (sparse, so unused space costs nothing). A full workspace gives the agent ENOSPC and leaves the host's disk and
+ * every other workspace alone. Chosen over XFS project quotas because it needs no particular host file system
+ * (this host's is ext4 without project quotas) and keeps the `workspaces/<id>/{workspace,home}` layout.
+ */
+export function createWorkspaceDisks(options: WorkspaceDisksOptions): WorkspaceDisks {
+  return new WorkspaceDisks(options);
+}
+
+export class WorkspaceDisks {
+  private readonly logger: Logger;
+  private support: Promise<string | null> | undefined;
+  private readonly pending = new Map<string, Promise<void>>();
+  private readonly mounted = new Set<string>();
+
+  constructor(private readonly options: WorkspaceDisksOptions) {
+    this.logger = options.logger ?? silentLogger;
+  }
+
+  /** Null when per-workspace disks work here; otherwise why not (then workspaces are plain directories). */
+  unsupported(): Promise<string | null> {
+    this.support ??= this.probe();
+    return this.support;
+  }
+
+  /**
+   * Mounts the workspace's disk at `workspaces/<id>`, creating it on first use. A workspace that already holds
+   * files without a disk (made before limits were on) is left as it is, unlimited.
+   */
+  ensure(workspaceId: string): Promise<void> {
+    let running = this.pending.get(workspaceId);
+    if (!running) {
+      running = this.mount(workspaceId).finally(() => this.pending.delete(workspaceId));
+      this.pending.set(workspaceId, running);
+    }
+    return running;
+  }
+
+  /** Unmounts and deletes the workspace's disk. */
+  async remove(workspaceId: string): Promise<void> {
+    await this.pending.get(workspaceId)?.catch(() => undefined);
+    const mountPoint = this.mountPoint(workspaceId);
+    if (await isMountPoint(mountPoint)) await execFileAsync('umount', ['-l', mountPoint]);
+    this.mounted.delete(workspaceId);
+    await rm(this.image(workspaceId), { force: true });
+  }
+
+  /** Unmounts every disk this process mounted (the images stay). */
+  async close(): Promise<void> {
+    for (const workspaceId of this.mounted) {
+      await execFileAsync('umount', ['-l', this.mountPoint(workspaceId)]).catch(() => undefined);
+    }
+    this.mounted.clear();
+  }
+
+  private async mount(workspaceId: string): Promise<void> {
+    if ((await this.unsupported()) !== null) return;
+    const mountPoint = this.mountPoint(workspaceId);
+    if (await isMountPoint(mountPoint)) return;
+    const image = this.image(workspaceId);
+    const hasImage = (await stat(image).catch(() => null))?.isFile() ?? false;
+    await mkdir(mountPoint, { recursive: true, mode: 0o700 });
+    if (!hasImage) {
+      const existing = await readdir(mountPoint);
+      if (existing.length > 0) {
+        this.logger.warn({ workspaceId }, 'workspace predates disk limits; it stays unlimited');
+        return;
+      }
+      await mkdir(path.dirname(image), { recursive: true, mode: 0o700 });
+      await writeFile(image, '', { mode: 0o600 });
+      await truncate(image, this.options.sizeMb * 1024 * 1024);
+      // -m 0: no blocks reserved for root (nothing in the sandbox runs as root); lazy init keeps creation ~40 ms.
+      await execFileAsync('mkfs.ext4', ['-q', '-F', '-m', '0', '-E', 'lazy_itable_init=1,lazy_journal_init=1', image]);
+    }
+    await execFileAsync('mount', ['-o', 'loop,nosuid,nodev,noatime', image, mountPoint]);
+    this.mounted.add(workspaceId);
+  }
+
+  private async probe(): Promise<string | null> {
+    if (process.getuid?.() !== 0) return 'needs root (loop mounts)';
+    if (!(this.options.sizeMb >= 16)) return 'off (no size set)';
+    const directory = path.join(this.options.dataDir, 'disks');
+    const probe = path.join(directory, `.probe-${process.pid}`);
+    const mountPoint = `${probe}.mnt`;
+    try {
+      await mkdir(mountPoint, { recursive: true, mode: 0o700 });
+      await writeFile(probe, '');
+      await truncate(probe, 16 * 1024 * 1024);
+      await execFileAsync('mkfs.ext4', ['-q', '-F', probe]);
+      await execFileAsync('mount', ['-o', 'loop', probe, mountPoint]);
+      await execFileAsync('umount', [mountPoint]);
+      return null;
+    } catch (error) {
+      const reason = `loop-mounted ext4 images do not work here: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`;
+      this.logger.warn({ reason }, 'workspace disk limits off');
+      return reason;
+    } finally {
+      await rm(probe, { force: true }).catch(() => undefined);
+      await rm(mountPoint, { recursive: true, force: true }).catch(() => undefined);
+    }
+  }
+
+  private mountPoint(workspaceId: string): string {
+    return path.join(this.options.dataDir, 'workspaces', workspaceId);
+  }
+
+  private image(workspaceId: string): string {
+    return path.join(this.options.dataDir, 'disks', `${workspaceId}.ext4`);
+  }
+}
+
+async function isMountPoint(directory: string): Promise<boolean> {
+  const text = await readFile('/proc/self/mountinfo', 'utf8');
+  const resolved = path.resolve(directory);
+  return text.split('\n').some((line) => {
+    const target = line.split(' ')[4];
+    return target !== undefined && target.replace(/\\([0-7]{3})/g, (_match, octal: string) => String.fromCharCode(parseInt(octal, 8))) === resolved;
+  });
+}
