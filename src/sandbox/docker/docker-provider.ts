@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { chmod, chown, lstat, mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type Dockerode from 'dockerode';
 import { AppError } from '../../core/errors.ts';
@@ -16,6 +16,7 @@ import {
 } from '../../core/sandbox.ts';
 import { validateSpec, validateWorkspaceId } from '../local/local-provider.ts';
 import { createWorkspaceDisks, type WorkspaceDisks } from '../workspace-disks.ts';
+import { prepareWorkspaceDirectories, workspaceBase } from '../workspace-dirs.ts';
 import { createWorkspaceFiles } from '../workspace-files.ts';
 import { connectDocker, dockerMessage, type DockerClient } from './docker-client.ts';
 import { DockerSandbox } from './docker-sandbox.ts';
@@ -123,7 +124,7 @@ export class DockerProvider implements SandboxProvider {
       await this.start();
       await assertSocket(spec.gatewaySocket);
       await this.disks.ensure(workspaceId);
-      const directories = await this.prepareWorkspace(workspaceId);
+      const directories = await prepareWorkspaceDirectories(this.options.dataDir, workspaceId, { uid: this.uid, gid: this.gid });
       signal?.throwIfAborted();
       const key = this.poolKey(spec.limits);
       const claimed = this.pool.enabled && (await this.poolUsable()) ? this.pool.claim(key) : null;
@@ -178,7 +179,7 @@ export class DockerProvider implements SandboxProvider {
   workspaceFiles(workspaceId: string): WorkspaceFileAccess {
     validateWorkspaceId(workspaceId);
     const files = createWorkspaceFiles({
-      root: path.join(this.workspacePath(workspaceId), 'workspace'),
+      root: path.join(workspaceBase(this.options.dataDir, workspaceId), 'workspace'),
       uid: this.uid,
       gid: this.gid,
       ...(this.options.maxFileBytes !== undefined ? { maxBytes: this.options.maxFileBytes } : {}),
@@ -199,7 +200,7 @@ export class DockerProvider implements SandboxProvider {
     if (this.starting.has(workspaceId)) throw new AppError('CONFLICT', `workspace ${workspaceId} has a sandbox starting`);
     await this.live.get(workspaceId)?.release();
     await this.disks.remove(workspaceId);
-    await rm(this.workspacePath(workspaceId), { recursive: true, force: true });
+    await rm(workspaceBase(this.options.dataDir, workspaceId), { recursive: true, force: true });
     this.logger.info({ workspaceId }, 'workspace removed');
   }
 
@@ -515,25 +516,6 @@ export class DockerProvider implements SandboxProvider {
     }
   }
 
-  private workspacePath(workspaceId: string): string {
-    return path.join(this.options.dataDir, 'workspaces', workspaceId);
-  }
-
-  /** Creates `workspaces/<id>/{workspace,home}` (the local backend's layout), owned by the sandbox user. */
-  private async prepareWorkspace(workspaceId: string): Promise<{ workspace: string; home: string }> {
-    const base = this.workspacePath(workspaceId);
-    await mkdir(path.dirname(base), { recursive: true, mode: 0o700 });
-    await mkdir(base, { recursive: true, mode: 0o700 });
-    const directories = { workspace: path.join(base, 'workspace'), home: path.join(base, 'home') };
-    for (const directory of Object.values(directories)) {
-      await mkdir(directory, { recursive: true, mode: 0o700 });
-      const stats = await lstat(directory);
-      if (!stats.isDirectory()) throw new AppError('INTERNAL', `workspace path is not a directory: ${directory}`);
-      await chown(directory, this.uid, this.gid);
-      await chmod(directory, 0o755);
-    }
-    return directories;
-  }
 }
 
 async function assertSocket(socketPath: string): Promise<void> {

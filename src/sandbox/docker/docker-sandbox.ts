@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { PassThrough, type Duplex, type Readable, type Writable } from 'node:stream';
 import type Dockerode from 'dockerode';
+import { sandboxEnv, validateArgv } from '../exec-input.ts';
 import { AppError } from '../../core/errors.ts';
 import type { Logger } from '../../core/logger.ts';
 import { sandboxPaths, type ExecOptions, type ExecProcess, type ExitStatus, type Sandbox, type WorkspaceFileAccess } from '../../core/sandbox.ts';
@@ -25,8 +26,6 @@ export interface DockerSandboxInit {
   onReleased(sandbox: DockerSandbox): Promise<void>;
 }
 
-export const agentUser = 'agent';
-const defaultPath = `${sandboxPaths.bin}:/usr/local/bin:/usr/bin:/bin`;
 /** Where each exec records its pid inside the sandbox (a tmpfs), so that kill() can reach the process itself. */
 const pidFilePrefix = '/tmp/.agentyard-exec-';
 const signalNumbers: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGUSR1: 10, SIGUSR2: 12, SIGTERM: 15 };
@@ -66,7 +65,7 @@ export class DockerSandbox implements Sandbox {
     validateArgv(argv);
     const cwd = options.cwd ?? sandboxPaths.workspace;
     if (!cwd.startsWith('/') || cwd.includes('\0')) throw new AppError('BAD_REQUEST', 'cwd must be an absolute path');
-    const env = buildEnv(options.env);
+    const env = sandboxEnv(options.env);
     const tty = options.tty ? { cols: clampSize(options.tty.cols), rows: clampSize(options.tty.rows) } : null;
     const execProcess = new DockerExecProcess({
       container: this.state.container,
@@ -329,32 +328,6 @@ function demultiplex(stream: Readable, stdout: PassThrough, stderr: PassThrough)
   });
 }
 
-/** The complete environment of an exec'd process: what was given, plus PATH, HOME and USER when missing. */
-export function buildEnv(given: Record<string, string> = {}): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [name, value] of Object.entries(given)) {
-    if (name === '' || name.includes('=') || name.includes('\0') || typeof value !== 'string' || value.includes('\0')) {
-      throw new AppError('BAD_REQUEST', `invalid environment variable: ${name}`);
-    }
-    env[name] = value;
-  }
-  env.PATH ??= defaultPath;
-  env.HOME ??= sandboxPaths.home;
-  env.USER ??= agentUser;
-  return env;
-}
-
-function validateArgv(argv: string[]): void {
-  if (!Array.isArray(argv) || argv.length === 0) throw new AppError('BAD_REQUEST', 'argv is empty');
-  for (const argument of argv) {
-    if (typeof argument !== 'string' || argument.includes('\0')) {
-      throw new AppError('BAD_REQUEST', 'argv must be strings without NUL bytes');
-    }
-  }
-  if (argv[0] === '') throw new AppError('BAD_REQUEST', 'argv[0] is empty');
-  // env(1) would take a first word with "=" as one more variable.
-  if (argv[0]!.includes('=')) throw new AppError('BAD_REQUEST', 'argv[0] may not contain "="');
-}
 
 const shellQuote = (value: string): string => `'${value.replace(/'/g, `'\\''`)}'`;
 

@@ -1,10 +1,10 @@
+import { agentUser } from '../exec-input.ts';
 import { sandboxPaths } from '../../core/sandbox.ts';
 
 /** Where the gateway's unix socket appears inside the sandbox. */
 export const gatewaySocketPath = '/run/agentyard/gateway.sock';
 
 /** Name of the agent user inside the sandbox. */
-export const agentUser = 'agent';
 
 /** Fixed paths of the tools the sandbox uses; they come from the host's /usr, bound read-only. */
 export const sandboxTools = {

@@ -1,5 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { access, chmod, chown, constants, lstat, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { access, constants, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { promisify } from 'node:util';
@@ -8,6 +8,7 @@ import { newId } from '../../core/ids.ts';
 import { silentLogger, type Logger } from '../../core/logger.ts';
 import type { BackendCheck, Sandbox, SandboxLimits, SandboxProvider, SandboxSpec } from '../../core/sandbox.ts';
 import { createHostCgroups, type CgroupController, type CgroupSupport, type HostCgroups, type SandboxCgroup } from '../cgroups.ts';
+import { prepareWorkspaceDirectories, workspaceBase } from '../workspace-dirs.ts';
 import { createWorkspaceFiles, type WorkspaceFiles } from '../workspace-files.ts';
 import { buildEtcFiles, buildInitArgv, buildLauncherArgv, optionsOnFd, sandboxTools, type LauncherOptions } from './bwrap-args.ts';
 import { LocalSandbox } from './local-sandbox.ts';
@@ -103,7 +104,7 @@ export class LocalProvider implements SandboxProvider {
       const tools = await this.hostTools();
       await this.assertClaudeBinary();
       await assertSocket(spec.gatewaySocket);
-      const directories = await this.prepareWorkspace(workspaceId);
+      const directories = await prepareWorkspaceDirectories(this.options.dataDir, workspaceId, { uid: this.uid, gid: this.gid });
       const etcFiles = await this.writeRuntimeFiles(runtimeDir, id, spec);
       cgroup = this.options.cgroups === false ? null : await this.cgroups.create(id, spec.limits);
       const launcher = await this.launcherOptions(tools, cgroup, spec.limits);
@@ -186,7 +187,7 @@ export class LocalProvider implements SandboxProvider {
   workspaceFiles(workspaceId: string): WorkspaceFiles {
     validateWorkspaceId(workspaceId);
     return createWorkspaceFiles({
-      root: path.join(this.workspacePath(workspaceId), 'workspace'),
+      root: path.join(workspaceBase(this.options.dataDir, workspaceId), 'workspace'),
       uid: this.uid,
       gid: this.gid,
       ...(this.options.maxFileBytes !== undefined ? { maxBytes: this.options.maxFileBytes } : {}),
@@ -197,7 +198,7 @@ export class LocalProvider implements SandboxProvider {
     validateWorkspaceId(workspaceId);
     if (this.starting.has(workspaceId)) throw new AppError('CONFLICT', `workspace ${workspaceId} has a sandbox starting`);
     await this.live.get(workspaceId)?.release();
-    await rm(this.workspacePath(workspaceId), { recursive: true, force: true });
+    await rm(workspaceBase(this.options.dataDir, workspaceId), { recursive: true, force: true });
     this.logger.info({ workspaceId }, 'workspace removed');
   }
 
@@ -313,26 +314,6 @@ export class LocalProvider implements SandboxProvider {
     }
   }
 
-  private workspacePath(workspaceId: string): string {
-    return path.join(this.options.dataDir, 'workspaces', workspaceId);
-  }
-
-  /** Creates `workspaces/<id>/{workspace,home}`, owned by the sandbox user; the parents stay root-only. */
-  private async prepareWorkspace(workspaceId: string): Promise<{ workspace: string; home: string }> {
-    const base = this.workspacePath(workspaceId);
-    await mkdir(path.dirname(base), { recursive: true, mode: 0o700 });
-    await mkdir(base, { recursive: true, mode: 0o700 });
-    const directories = { workspace: path.join(base, 'workspace'), home: path.join(base, 'home') };
-    for (const directory of Object.values(directories)) {
-      await mkdir(directory, { recursive: true, mode: 0o700 });
-      // lstat: the sandbox may not swap the directory itself for a symlink; it cannot (its parent is root's).
-      const stats = await lstat(directory);
-      if (!stats.isDirectory()) throw new AppError('INTERNAL', `workspace path is not a directory: ${directory}`);
-      await chown(directory, this.uid, this.gid);
-      await chmod(directory, 0o755);
-    }
-    return directories;
-  }
 
   private async writeRuntimeFiles(runtimeDir: string, id: string, spec: SandboxSpec) {
     await mkdir(runtimeDir, { recursive: true, mode: 0o755 });

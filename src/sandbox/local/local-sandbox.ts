@@ -6,7 +6,8 @@ import type { Logger } from '../../core/logger.ts';
 import { sandboxPaths, type ExecOptions, type ExecProcess, type ExitStatus, type Sandbox } from '../../core/sandbox.ts';
 import type { SandboxCgroup } from '../cgroups.ts';
 import type { WorkspaceFiles } from '../workspace-files.ts';
-import { agentUser, buildExecArgv, buildLauncherArgv, type LauncherOptions } from './bwrap-args.ts';
+import { sandboxEnv, validateArgv } from '../exec-input.ts';
+import { buildExecArgv, buildLauncherArgv, type LauncherOptions } from './bwrap-args.ts';
 import { spawnPtyProcess } from './pty-process.ts';
 
 /** Everything a LocalSandbox needs once its init is up; the provider gathers it. */
@@ -33,7 +34,6 @@ export interface LocalSandboxInit {
   onReleased(sandbox: LocalSandbox): void;
 }
 
-const defaultPath = `${sandboxPaths.bin}:/usr/local/bin:/usr/bin:/bin`;
 /** Variables that would change how the root-run host launcher (sh, prlimit, nsenter) loads code. */
 const hostUnsafeEnv = /^(LD_.*|GCONV_PATH|LOCPATH|NLSPATH|GLIBC_TUNABLES|HOSTALIASES|MALLOC_.*)$/;
 const releaseTimeoutMs = 5_000;
@@ -76,7 +76,7 @@ export class LocalSandbox implements Sandbox {
     validateArgv(argv);
     const cwd = options.cwd ?? sandboxPaths.workspace;
     if (!cwd.startsWith('/') || cwd.includes('\0')) throw new AppError('BAD_REQUEST', 'cwd must be an absolute path');
-    const env = buildEnv(options.env);
+    const env = sandboxEnv(options.env, { pattern: hostUnsafeEnv, reason: 'in a local sandbox' });
     const command = buildLauncherArgv(
       buildExecArgv({
         nsenter: this.state.nsenter,
@@ -214,34 +214,6 @@ async function innerPid(nsenterPid: number): Promise<number | null> {
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
   return null;
-}
-
-/** The complete environment of an exec'd process: what was given, plus PATH, HOME and USER when missing. */
-export function buildEnv(given: Record<string, string> = {}): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [name, value] of Object.entries(given)) {
-    if (name === '' || name.includes('=') || name.includes('\0') || typeof value !== 'string' || value.includes('\0')) {
-      throw new AppError('BAD_REQUEST', `invalid environment variable: ${name}`);
-    }
-    if (hostUnsafeEnv.test(name)) {
-      throw new AppError('BAD_REQUEST', `environment variable ${name} is not allowed in a local sandbox`);
-    }
-    env[name] = value;
-  }
-  env.PATH ??= defaultPath;
-  env.HOME ??= sandboxPaths.home;
-  env.USER ??= agentUser;
-  return env;
-}
-
-function validateArgv(argv: string[]): void {
-  if (!Array.isArray(argv) || argv.length === 0) throw new AppError('BAD_REQUEST', 'argv is empty');
-  for (const argument of argv) {
-    if (typeof argument !== 'string' || argument.includes('\0')) {
-      throw new AppError('BAD_REQUEST', 'argv must be strings without NUL bytes');
-    }
-  }
-  if (argv[0] === '') throw new AppError('BAD_REQUEST', 'argv[0] is empty');
 }
 
 function killQuietly(pid: number, signal: NodeJS.Signals = 'SIGKILL'): void {
