@@ -17,14 +17,11 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { loadConfig } from '../src/core/config.ts';
-import { silentLogger } from '../src/core/logger.ts';
 import type { Sandbox, SandboxLimits, SandboxProvider } from '../src/core/sandbox.ts';
-import { startPlatform } from '../src/platform.ts';
 import { createDockerProvider, type DockerProvider } from '../src/sandbox/docker/index.ts';
 import { createLocalProvider } from '../src/sandbox/local/index.ts';
 import { ApiClient } from '../test/support/api-client.ts';
-import { platformSecret } from '../test/support/platform.ts';
+import { startTestPlatform } from '../test/support/platform.ts';
 import { claudeBinary } from '../test/support/scripted-model.ts';
 import { startScriptedModel, text } from '../test/support/scripted-model.ts';
 import { formatBytes, formatMs, summarize, table } from './stats.ts';
@@ -129,21 +126,13 @@ try {
   ] as Array<[string, Record<string, string>]>) {
     progress(`platform: ${name}`);
     const dataDir = path.join(root, `platform-${name.replace(/\W+/g, '-')}`);
-    const config = loadConfig({
-      env: {
-        PORT: '0',
-        AGENTYARD_DATA_DIR: dataDir,
-        ANTHROPIC_BASE_URL: model.url,
-        ANTHROPIC_API_KEY: platformSecret,
-        AGENTYARD_MODEL_MAX_RETRIES: '0',
-        AGENTYARD_SANDBOX_IMAGE: image,
-        AGENTYARD_PAUSE_AFTER_SECONDS: '0',
-        ...env,
-      },
+    const platform = await startTestPlatform({
+      model,
+      dataDir,
+      env: { AGENTYARD_SANDBOX_IMAGE: image, AGENTYARD_PAUSE_AFTER_SECONDS: '0', ...env },
     });
-    const platform = await startPlatform(config, silentLogger);
     try {
-      const api = await new ApiClient(platform.url).registerWithToken(`bench-${Date.now()}@example.com`);
+      const api = await platform.api.registerWithToken(`bench-${Date.now()}@example.com`);
       const newTimes: number[] = [];
       const followTimes: number[] = [];
       const live: string[] = [];
