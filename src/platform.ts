@@ -64,8 +64,8 @@ export function buildCore(config: Config, logger: Logger): { store: Store; sandb
   return { store, sandboxes, accounts: new AccountsService(store, config.registration) };
 }
 
-/** Checks of the binary the agent runs, shared by readiness and doctor. */
-export async function checkClaudeBinary(config: Config): Promise<BackendCheck> {
+/** Checks of the binary the agent runs. */
+async function checkClaudeBinary(config: Config): Promise<BackendCheck> {
   try {
     await access(config.agent.claudeBinary, constants.X_OK);
     return { name: 'claude-cli', ok: true, detail: config.agent.claudeBinary };
@@ -77,6 +77,15 @@ export async function checkClaudeBinary(config: Config): Promise<BackendCheck> {
       fix: 'run `npm ci` (it installs the pinned @anthropic-ai/claude-code), or set AGENTYARD_CLAUDE_BINARY',
     };
   }
+}
+
+/**
+ * What the sandbox backend needs on this host plus the CLI binary, for readiness and doctor. The local backend
+ * checks the binary too (it mounts it); its check gives way to this one, so the binary is listed once.
+ */
+export async function hostChecks(config: Config, sandboxes: SandboxProvider): Promise<BackendCheck[]> {
+  const sandboxChecks = await sandboxes.check();
+  return [...sandboxChecks.filter((check) => check.name !== 'claude binary'), await checkClaudeBinary(config)];
 }
 
 /** The composition root: builds every service from the configuration and starts the server. */
@@ -148,8 +157,7 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
       (): BackendCheck => ({ name: 'store', ok: true, detail: config.store.kind }),
       (): BackendCheck => ({ name: 'store', ok: false, detail: `${config.store.kind} is not answering` }),
     );
-    const sandboxChecks = await sandboxes.check();
-    return [storeCheck, ...sandboxChecks.filter((check) => check.name !== 'claude-binary'), await checkClaudeBinary(config)];
+    return [storeCheck, ...(await hostChecks(config, sandboxes))];
   };
 
   const egress = new EgressSettings(store, logger.child({ component: 'egress' }));

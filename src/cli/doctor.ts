@@ -1,7 +1,7 @@
 import type { Config } from '../core/config.ts';
 import { silentLogger } from '../core/logger.ts';
 import type { BackendCheck } from '../core/sandbox.ts';
-import { buildCore, checkClaudeBinary } from '../platform.ts';
+import { buildCore, hostChecks } from '../platform.ts';
 import { print } from './output.ts';
 
 /** `agentyard doctor`: checks what the platform needs on this host and says how to fix each problem. */
@@ -20,8 +20,7 @@ export async function doctor(config: Config): Promise<boolean> {
     ),
   );
   await store.close();
-  checks.push(...(await sandboxes.check()).filter((check) => check.name !== 'claude-binary'));
-  checks.push(await checkClaudeBinary(config));
+  checks.push(...(await hostChecks(config, sandboxes)));
   checks.push(
     config.model.credential
       ? { name: 'credentials', ok: true, detail: `${config.model.credential.kind} for ${config.model.upstreamUrl}` }
