@@ -10,7 +10,7 @@
  * from `npm run sandbox-image`. Exits 0 whether or not the targets are met.
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { createServer, connect } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
@@ -21,6 +21,7 @@ import type { Sandbox, SandboxLimits, SandboxProvider } from '../src/core/sandbo
 import { createDockerProvider, type DockerProvider } from '../src/sandbox/docker/index.ts';
 import { createLocalProvider } from '../src/sandbox/local/index.ts';
 import { ApiClient } from '../test/support/api-client.ts';
+import { removeDataDir } from '../test/support/data-dir.ts';
 import { startTestPlatform } from '../test/support/platform.ts';
 import { claudeBinary } from '../test/support/scripted-model.ts';
 import { startScriptedModel, text } from '../test/support/scripted-model.ts';
@@ -28,6 +29,8 @@ import { formatBytes, formatMs, summarize, table } from './stats.ts';
 
 const image = process.env.AGENTYARD_SANDBOX_IMAGE ?? 'agentyard-sandbox:latest';
 const limits: SandboxLimits = { memoryMb: 2048, cpus: 2, pids: 512 };
+/** The default workspace size limit: a new workspace's disk is made in its first acquire, as in production. */
+const workspaceDiskMb = 10_240;
 const print = (line = ''): void => void process.stdout.write(`${line}\n`);
 const progress = (line: string): void => void process.stderr.write(`${line}\n`);
 
@@ -66,9 +69,9 @@ try {
 
   // ---- cold start to ready, per backend (the CLI's own start not counted)
   const providers: Array<[string, () => SandboxProvider]> = [
-    ['local', () => createLocalProvider({ dataDir: path.join(root, 'local'), claudeBinary })],
-    ['docker runc', () => createDockerProvider({ dataDir: path.join(root, 'runc'), image, runtime: 'runc' })],
-    ['docker gVisor', () => createDockerProvider({ dataDir: path.join(root, 'runsc'), image, runtime: 'runsc' })],
+    ['local', () => createLocalProvider({ dataDir: path.join(root, 'local'), claudeBinary, workspaceDiskMb })],
+    ['docker runc', () => createDockerProvider({ dataDir: path.join(root, 'runc'), image, runtime: 'runc', workspaceDiskMb })],
+    ['docker gVisor', () => createDockerProvider({ dataDir: path.join(root, 'runsc'), image, runtime: 'runsc', workspaceDiskMb })],
   ];
   const pauseRows: Array<[string, number[], number[]]> = [];
   for (const [name, make] of providers) {
@@ -100,7 +103,7 @@ try {
 
   // ---- warm-pool claim (runc)
   progress('warm-pool claim: docker runc');
-  const pooled = createDockerProvider({ dataDir: path.join(root, 'pool'), image, runtime: 'runc', poolSize: 1 }) as DockerProvider;
+  const pooled = createDockerProvider({ dataDir: path.join(root, 'pool'), image, runtime: 'runc', poolSize: 1, workspaceDiskMb }) as DockerProvider;
   const claims: number[] = [];
   for (let index = 0; index < runs; index += 1) {
     await pooled.warmUp(limits);
@@ -170,7 +173,7 @@ try {
 } finally {
   forwarder.close();
   await model.close();
-  await rm(root, { recursive: true, force: true });
+  await removeDataDir(root);
 }
 
 function spec(workspaceId: string) {

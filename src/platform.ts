@@ -57,6 +57,7 @@ export function buildCore(config: Config, logger: Logger): { store: Store; sandb
       : createLocalProvider({
           dataDir: config.dataDir,
           claudeBinary: config.agent.claudeBinary,
+          workspaceDiskMb: config.sandbox.workspaceDiskMb,
           sandboxUid: config.sandbox.uid,
           sandboxGid: config.sandbox.gid,
           logger: logger.child({ component: 'sandbox' }),

@@ -11,6 +11,7 @@ import type { ExitStatus, Sandbox, SandboxProvider } from '../core/sandbox.ts';
 import type { Store } from '../core/store.ts';
 import type { Agent, Conversation, TokenUsage, Turn, TurnStatus } from '../core/types.ts';
 import type { EventBus } from './event-bus.ts';
+import { LimitWatch, type LimitNotice } from './limit-watch.ts';
 
 export interface RunnerSettings {
   /** An idle sandbox is paused after this long (0: never), if its backend can pause. */
@@ -60,6 +61,8 @@ interface SandboxLease {
   paused: boolean;
   /** The sandbox-hours session, when quotas are kept. */
   sessionId: string | null;
+  /** Which memory and disk limits the sandbox ran into, already told to the user. */
+  limits: LimitWatch;
 }
 
 interface AgentProcess {
@@ -93,7 +96,15 @@ export class ConversationRunner {
   private agentProcess: AgentProcess | null = null;
   /** Terminals and other users of the sandbox besides the agent; the sandbox does not idle while any is attached. */
   private attachments = 0;
-  private current: { turnId: string; stopReason: 'user' | 'deadline' | null; killTimer: NodeJS.Timeout | null } | null = null;
+  private current: {
+    turnId: string;
+    stopReason: 'user' | 'deadline' | null;
+    killTimer: NodeJS.Timeout | null;
+    /** Limits the sandbox ran into during the turn. */
+    limitsHit: Set<LimitNotice['code']>;
+  } | null = null;
+  /** Limit checks, one after another, so that their events keep their order. */
+  private limitChecks: Promise<void> = Promise.resolve();
   private idleTimers: NodeJS.Timeout[] = [];
   /** An interrupt that arrived while the next turn was being started. */
   private stopNext = false;
@@ -212,7 +223,7 @@ export class ConversationRunner {
     const started = Date.now();
     await store.updateTurn(turnId, { status: 'running', startedAt: new Date(started).toISOString() });
     await this.emit({ type: 'turn.started', turnId, text: turn.input });
-    this.current = { turnId, stopReason: this.stopNext ? 'user' : null, killTimer: null };
+    this.current = { turnId, stopReason: this.stopNext ? 'user' : null, killTimer: null, limitsHit: new Set() };
     this.stopNext = false;
 
     let end: TurnEnd;
@@ -228,12 +239,12 @@ export class ConversationRunner {
       }
     }
 
-    const stopReason = this.current.stopReason;
+    const { stopReason, limitsHit } = this.current;
     if (this.current.killTimer) clearTimeout(this.current.killTimer);
     this.current = null;
     const refusal = this.refusals.get(turnId) ?? null;
     this.refusals.delete(turnId);
-    const outcome = conclude(end, stopReason, refusal);
+    const outcome = conclude(end, stopReason, refusal, limitsHit.has('SANDBOX_OUT_OF_MEMORY') ? agent?.limits.memoryMb ?? null : null);
     const result = end.kind === 'result' ? end.result : null;
     if (outcome.error) await this.emit({ type: 'error', turnId, ...outcome.error });
     const costUsd = result ? result.modelUsage.reduce((sum, entry) => sum + this.deps.prices.cost(entry.model, entry.usage), 0) : null;
@@ -280,7 +291,11 @@ export class ConversationRunner {
       };
       const onLine = (line: unknown): void => {
         const mapped = mapper.map(line);
-        if (mapped.kind === 'events') for (const event of mapped.events) void this.emit(event);
+        if (mapped.kind === 'events') {
+          for (const event of mapped.events) void this.emit(event);
+          // A command that failed may have hit a limit: say so right after its result.
+          if (mapped.events.some((event) => event.type === 'tool.ended')) void this.checkLimits(turn.id, lease);
+        }
         else if (mapped.kind === 'session') sawInit = true;
         else if (mapped.kind === 'result') finish({ kind: 'result', result: mapped.result });
       };
@@ -293,6 +308,10 @@ export class ConversationRunner {
     clearTimeout(deadline);
     this.deps.gateway.setTurn(lease.token, null);
     if (end.kind === 'exit' && this.agentProcess === agentProcess) this.agentProcess = null;
+    // A CLI that died may have been the OOM killer's choice (or, under gVisor, the whole sandbox): the engine
+    // reports that just after the process ends.
+    if (end.kind === 'exit') await new Promise((resolve) => setTimeout(resolve, 250));
+    await this.checkLimits(turn.id, lease);
     return end;
   }
 
@@ -328,7 +347,7 @@ export class ConversationRunner {
             return null;
           })
         : null;
-      this.lease = { sandbox, token: grant.token, paused: false, sessionId };
+      this.lease = { sandbox, token: grant.token, paused: false, sessionId, limits: new LimitWatch(agent.limits.memoryMb) };
       this.logger.info({ sandboxId: sandbox.id }, 'sandbox started');
       return this.lease;
     } catch (error) {
@@ -370,6 +389,22 @@ export class ConversationRunner {
     this.agentProcess = agentProcess;
     this.logger.info({ sandboxId: lease.sandbox.id, resume: 'resume' in session }, 'agent started');
     return agentProcess;
+  }
+
+  /** Tells the user about limits the sandbox ran into since the last check (out of memory, a full workspace). */
+  private checkLimits(turnId: string, lease: SandboxLease): Promise<void> {
+    this.limitChecks = this.limitChecks.then(async () => {
+      const pressure = await lease.sandbox.pressure().catch((error: unknown) => {
+        this.logger.warn({ err: error }, 'could not read the sandbox’s limits');
+        return null;
+      });
+      for (const notice of pressure ? lease.limits.observe(pressure) : []) {
+        if (this.current?.turnId === turnId) this.current.limitsHit.add(notice.code);
+        this.logger.warn({ sandboxId: lease.sandbox.id, code: notice.code }, 'sandbox limit reached');
+        await this.emit({ type: 'error', turnId, ...notice });
+      }
+    });
+    return this.limitChecks;
   }
 
   private stopTurn(reason: 'user' | 'deadline'): boolean {
@@ -443,7 +478,13 @@ export class ConversationRunner {
  * The turn's status and error from how it ended and why it was stopped. `refusal`: the gateway refused one of its
  * model requests (a quota), which is why the CLI gave up.
  */
-export function conclude(end: TurnEnd, stopReason: 'user' | 'deadline' | null, refusal: { code: ErrorCode; message: string } | null = null): Outcome {
+export function conclude(
+  end: TurnEnd,
+  stopReason: 'user' | 'deadline' | null,
+  refusal: { code: ErrorCode; message: string } | null = null,
+  /** The memory limit, when the sandbox killed a process for going over it during the turn. */
+  outOfMemoryLimitMb: number | null = null,
+): Outcome {
   if (stopReason === 'deadline') return { status: 'timed_out', error: { code: 'TIMEOUT', message: 'the turn reached its time limit and was stopped' } };
   if (stopReason === 'user') return { status: 'interrupted' };
   if (refusal) return { status: 'failed', error: refusal };
@@ -451,6 +492,15 @@ export function conclude(end: TurnEnd, stopReason: 'user' | 'deadline' | null, r
     case 'failure':
       return { status: 'failed', error: { code: end.code, message: end.message } };
     case 'exit': {
+      if (outOfMemoryLimitMb !== null) {
+        return {
+          status: 'failed',
+          error: {
+            code: 'SANDBOX_OUT_OF_MEMORY',
+            message: `the agent was stopped: its sandbox went over the memory limit of ${outOfMemoryLimitMb} MiB. The workspace is kept; the next message goes on`,
+          },
+        };
+      }
       const reason = end.status.signal ? `signal ${end.status.signal}` : `exit code ${end.status.code}`;
       const lastLine = end.stderr.trim().split('\n').pop() ?? '';
       return {

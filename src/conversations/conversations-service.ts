@@ -5,7 +5,6 @@ import type { ConversationEvent } from '../core/events.ts';
 import { newId } from '../core/ids.ts';
 import type { Logger } from '../core/logger.ts';
 import type { WorkspaceEntry, WorkspaceFileAccess } from '../core/sandbox.ts';
-import type { Store } from '../core/store.ts';
 import type { Conversation, EgressRecord, Turn, User } from '../core/types.ts';
 import { ConversationRunner, type RunnerDeps, type SandboxAttachment } from './conversation-runner.ts';
 

@@ -94,7 +94,11 @@ const rawSchema = z.object({
   'sandbox.dockerRuntime': z.enum(['runc', 'runsc']).default('runc'),
   'sandbox.dockerHost': z.string().min(1).optional(),
   'sandbox.poolSize': z.coerce.number().int().min(0).max(64).default(2),
-  'sandbox.workspaceDiskMb': z.coerce.number().int().min(0).default(10_240),
+  'sandbox.workspaceDiskMb': z.coerce
+    .number()
+    .int()
+    .refine((value) => value === 0 || value >= 16, 'must be 0 (no limit) or at least 16 MiB')
+    .default(10_240),
   'model.upstreamUrl': z.url({ protocol: /^https?$/ }).default('https://api.anthropic.com'),
   'model.apiKey': z.string().min(1).optional(),
   'model.oauthToken': z.string().min(1).optional(),
@@ -178,7 +182,13 @@ export interface Config {
   secureCookies: boolean;
   store: { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string };
   sandbox:
-    | { kind: 'local'; uid: number; gid: number }
+    | {
+        kind: 'local';
+        uid: number;
+        gid: number;
+        /** Size limit of each workspace, MiB (a loop-mounted ext4 image); 0: none. */
+        workspaceDiskMb: number;
+      }
     | {
         kind: 'docker';
         uid: number;
@@ -312,7 +322,7 @@ export function loadConfig(input: { env: Record<string, string | undefined>; arg
             poolSize: values['sandbox.poolSize'],
             workspaceDiskMb: values['sandbox.workspaceDiskMb'],
           }
-        : { kind: 'local', uid: values['sandbox.uid'], gid: values['sandbox.uid'] },
+        : { kind: 'local', uid: values['sandbox.uid'], gid: values['sandbox.uid'], workspaceDiskMb: values['sandbox.workspaceDiskMb'] },
     model: { upstreamUrl: values['model.upstreamUrl'].replace(/\/+$/, ''), credential },
     agent: {
       claudeBinary,

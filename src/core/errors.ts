@@ -13,6 +13,10 @@ export const errorStatus = {
   AGENT_FAILED: 500,
   UPSTREAM_ERROR: 502,
   SANDBOX_UNAVAILABLE: 503,
+  /** The sandbox killed a process (or, under gVisor, itself) for going over the agent's memory limit. */
+  SANDBOX_OUT_OF_MEMORY: 507,
+  /** The workspace reached its size limit. */
+  WORKSPACE_FULL: 507,
   SERVER_RESTARTED: 503,
   TIMEOUT: 504,
 } as const;

@@ -85,6 +85,19 @@ export interface Sandbox {
   resume(): Promise<void>;
   /** Kills every process of the sandbox and frees its resources. The workspace is kept. Idempotent. */
   release(): Promise<void>;
+  /** The limits the sandbox has run into: still answers after the sandbox died or was released. */
+  pressure(): Promise<SandboxPressure>;
+}
+
+/** What a sandbox has run into, for telling the user why a command or the agent failed. */
+export interface SandboxPressure {
+  /**
+   * Times the kernel killed a process of the sandbox for going over its memory limit, since the sandbox started
+   * (under gVisor that may be the whole sandbox). Only grows.
+   */
+  oomKills: number;
+  /** The workspace's file system when it has a size limit (workspace and home together); null when it has none. */
+  disk: { sizeBytes: number; freeBytes: number } | null;
 }
 
 export interface WorkspaceEntry {

@@ -271,6 +271,16 @@ export class SandboxCgroup {
     }
   }
 
+  /** Processes the kernel has killed in this cgroup for going over its memory limit (0 without a memory controller). */
+  async oomKills(): Promise<number> {
+    const entry = this.entries.find((candidate) => candidate.controllers.includes('memory'));
+    if (!entry) return 0;
+    // v1: memory.oom_control has `oom_kill N` (Linux 4.13+); v2: memory.events has the same line.
+    const file = path.join(entry.directory, this.version === 'v1' ? 'memory.oom_control' : 'memory.events');
+    const text = await readFile(file, 'utf8').catch(() => '');
+    return Number(/^oom_kill (\d+)$/m.exec(text)?.[1] ?? 0);
+  }
+
   /** The cgroup's directories: one per v1 hierarchy, or the one v2 directory. */
   get directories(): string[] {
     return this.entries.map((entry) => entry.directory);

@@ -20,8 +20,8 @@ import {
  * calls `describeSandboxContract('docker', () => createDockerProvider(...))`.
  *
  * The suite needs /bin/sh, bash, coreutils and find inside the sandbox, and `claude` on PATH. Limit
- * cases are skipped (with the reason) when the backend's check() reports `limits.memory` or
- * `limits.pids` as not ok.
+ * cases are skipped (with the reason) when the backend's check() reports `limits.memory`,
+ * `limits.pids` or `limits.disk` as not ok.
  */
 export function describeSandboxContract(name: string, makeProvider: () => SandboxProvider | Promise<SandboxProvider>): void {
   describe(`${name} sandbox contract`, () => {
@@ -246,6 +246,32 @@ export function describeSandboxContract(name: string, makeProvider: () => Sandbo
       const result = await run(sandbox, ['sh', '-c', 'head -c 300000000 /dev/zero | tail -c 250000000 > /dev/null; echo status=$?']);
       expect(result.stdout.trim()).toBe('status=137');
       expect((await run(sandbox, ['echo', 'still alive'])).stdout).toBe('still alive\n');
+      // The kill is reported (some engines report it just after the process ended), and still after release.
+      await waitFor(async () => (await sandbox.pressure()).oomKills >= 1);
+      await sandbox.release();
+      expect((await sandbox.pressure()).oomKills).toBeGreaterThanOrEqual(1);
+      expect((await shared.pressure()).oomKills).toBe(0);
+    });
+
+    it('limits the workspace’s size: a full disk gives ENOSPC, is reported, and the host and other workspaces keep their room', async (context) => {
+      skipUnlessEnforced(context, 'disk');
+      context.skip((await shared.pressure()).disk === null, 'the provider was made without a workspace size limit');
+      const sandbox = await acquire('disk');
+      const empty = (await sandbox.pressure()).disk;
+      expect(empty?.sizeBytes).toBeGreaterThan(0);
+      expect(empty!.freeBytes).toBeGreaterThan(empty!.sizeBytes / 2);
+      const size = Math.ceil(empty!.sizeBytes / 1024 / 1024);
+      // Twice the disk's size, in the workspace and in the home directory (one file system).
+      const result = await run(sandbox, ['sh', '-c', `head -c ${size}M /dev/zero > fill; echo status=$?; head -c 1M /dev/zero > ~/more; echo home=$?`]);
+      expect(result.stderr).toMatch(/No space left on device/);
+      expect(result.stdout).toMatch(/status=[1-9]/);
+      expect(result.stdout).toMatch(/home=[1-9]/);
+      const full = (await sandbox.pressure()).disk!;
+      expect(full.freeBytes).toBeLessThan(1024 * 1024);
+      // Another workspace has all its room.
+      expect((await shared.pressure()).disk!.freeBytes).toBeGreaterThan(full.sizeBytes / 2);
+      expect((await run(sandbox, ['sh', '-c', 'rm fill; echo freed > after.txt && cat after.txt'])).stdout).toBe('freed\n');
+      expect((await sandbox.pressure()).disk!.freeBytes).toBeGreaterThan(full.sizeBytes / 2);
       await sandbox.release();
     });
 

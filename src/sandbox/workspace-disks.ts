@@ -1,8 +1,9 @@
 import { execFile } from 'node:child_process';
-import { mkdir, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, statfs, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { silentLogger, type Logger } from '../core/logger.ts';
+import type { BackendCheck, SandboxPressure, WorkspaceFileAccess } from '../core/sandbox.ts';
 
 const execFileAsync = promisify(execFile);
 
@@ -53,6 +54,40 @@ export class WorkspaceDisks {
     return running;
   }
 
+  /** The workspace's file system size and free space; null when it has no disk (limits off, or it predates them). */
+  async usage(workspaceId: string): Promise<SandboxPressure['disk']> {
+    if (!this.mounted.has(workspaceId)) return null;
+    const stats = await statfs(this.mountPoint(workspaceId)).catch(() => null);
+    if (!stats) return null;
+    return { sizeBytes: this.options.sizeMb * 1024 * 1024, freeBytes: stats.bavail * stats.bsize };
+  }
+
+  /** The workspace's files through its disk, mounted first when it is not yet (after a restart, before its next sandbox). */
+  files(workspaceId: string, files: WorkspaceFileAccess): WorkspaceFileAccess {
+    const mounted = () => this.ensure(workspaceId);
+    return {
+      list: async (relativePath) => (await mounted(), files.list(relativePath)),
+      read: async (relativePath) => (await mounted(), files.read(relativePath)),
+      write: async (relativePath, data) => (await mounted(), files.write(relativePath, data)),
+    };
+  }
+
+  /** The `limits.disk` line of a backend's check; limits turned off by configuration are not a fault. */
+  async check(): Promise<BackendCheck> {
+    if (!this.enabled) return { name: 'limits.disk', ok: true, detail: 'off: workspaces have no size limit (AGENTYARD_WORKSPACE_DISK_MB is 0)' };
+    const reason = await this.unsupported();
+    return {
+      name: 'limits.disk',
+      ok: reason === null,
+      detail: reason === null ? `${this.options.sizeMb} MiB per workspace (loop-mounted ext4)` : `not enforced: ${reason}`,
+      ...(reason === null ? {} : { fix: 'run the server as root on a host with loop devices (or set AGENTYARD_WORKSPACE_DISK_MB=0 to run without limits)' }),
+    };
+  }
+
+  private get enabled(): boolean {
+    return this.options.sizeMb > 0;
+  }
+
   /** Unmounts and deletes the workspace's disk. */
   async remove(workspaceId: string): Promise<void> {
     await this.pending.get(workspaceId)?.catch(() => undefined);
@@ -73,7 +108,10 @@ export class WorkspaceDisks {
   private async mount(workspaceId: string): Promise<void> {
     if ((await this.unsupported()) !== null) return;
     const mountPoint = this.mountPoint(workspaceId);
-    if (await isMountPoint(mountPoint)) return;
+    if (await isMountPoint(mountPoint)) {
+      this.mounted.add(workspaceId);
+      return;
+    }
     const image = this.image(workspaceId);
     const hasImage = (await stat(image).catch(() => null))?.isFile() ?? false;
     await mkdir(mountPoint, { recursive: true, mode: 0o700 });
@@ -91,11 +129,14 @@ export class WorkspaceDisks {
     }
     await execFileAsync('mount', ['-o', 'loop,nosuid,nodev,noatime', image, mountPoint]);
     this.mounted.add(workspaceId);
+    // mkfs's lost+found is of no use here (e2fsck makes it again when it needs one); the layout stays workspace/ and home/.
+    if (!hasImage) await rm(path.join(mountPoint, 'lost+found'), { recursive: true, force: true });
   }
 
   private async probe(): Promise<string | null> {
     if (process.getuid?.() !== 0) return 'needs root (loop mounts)';
-    if (!(this.options.sizeMb >= 16)) return 'off (no size set)';
+    if (!this.enabled) return 'off (no size set)';
+    if (this.options.sizeMb < 16) return `${this.options.sizeMb} MiB is too small for a workspace (16 MiB at least)`;
     const directory = path.join(this.options.dataDir, 'disks');
     const probe = path.join(directory, `.probe-${process.pid}`);
     const mountPoint = `${probe}.mnt`;

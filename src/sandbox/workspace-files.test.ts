@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -20,6 +20,25 @@ describe('WorkspaceFiles', () => {
 
   afterEach(async () => {
     await rm(base, { recursive: true, force: true });
+  });
+
+  it('answers WORKSPACE_FULL on a full disk and keeps the file it would have replaced', async () => {
+    const small = createWorkspaceFiles({ root, uid: 64000, gid: 64000, maxBytes: 1024 * 1024 });
+    // A 256 KiB file system as the workspace.
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', root]);
+    try {
+      await small.write('keep.sh', '#!/bin/sh\necho old\n');
+      await chmod(path.join(root, 'keep.sh'), 0o755);
+      await expect(small.write('keep.sh', Buffer.alloc(512 * 1024))).rejects.toMatchObject({ code: 'WORKSPACE_FULL', message: expect.stringContaining('keep.sh') });
+      expect(await readFile(path.join(root, 'keep.sh'), 'utf8')).toBe('#!/bin/sh\necho old\n');
+      expect(await readdir(root)).toEqual(['keep.sh']);
+      // A replacement that fits keeps the file's mode.
+      await small.write('keep.sh', '#!/bin/sh\necho new\n');
+      expect(await readFile(path.join(root, 'keep.sh'), 'utf8')).toBe('#!/bin/sh\necho new\n');
+      expect((await stat(path.join(root, 'keep.sh'))).mode & 0o777).toBe(0o755);
+    } finally {
+      execFileSync('umount', [root]);
+    }
   });
 
   it('parses relative paths and rejects absolute ones, .., NUL bytes and over-long names', () => {

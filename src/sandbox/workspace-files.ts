@@ -1,5 +1,6 @@
 import { constants } from 'node:fs';
-import { lstat, open, mkdir, readdir, readlink, realpath, type FileHandle } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { lstat, open, mkdir, readdir, readlink, realpath, rename, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { AppError } from '../core/errors.ts';
 import type { WorkspaceEntry, WorkspaceFileAccess } from '../core/sandbox.ts';
@@ -101,28 +102,34 @@ export class WorkspaceFiles implements WorkspaceFileAccess {
     const root = await this.rootReal();
     const name = segments.at(-1)!;
     const parent = await this.openParent(root, segments.slice(0, -1), relativePath);
-    let handle: FileHandle;
+    const inParent = (entry: string) => `/proc/self/fd/${parent.fd}/${entry}`;
+    // Written to a new file beside the target, then renamed over it: a failed write (a full workspace) leaves the
+    // old content as it was. The rename replaces a directory entry and never follows it.
+    const temporary = `.agentyard-upload-${randomBytes(6).toString('hex')}`;
+    let written = false;
     try {
-      // Opened through the verified directory's fd, so the parent cannot be swapped for a symlink meanwhile.
-      handle = await open(
-        `/proc/self/fd/${parent.fd}/${name}`,
-        constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK,
-        0o644,
-      );
+      const existing = await lstat(inParent(name)).catch((error: NodeJS.ErrnoException) => {
+        if (error.code === 'ENOENT') return null;
+        throw error;
+      });
+      if (existing?.isSymbolicLink()) throw new AppError('BAD_REQUEST', `path is a symlink: ${relativePath}`);
+      if (existing?.isDirectory()) throw new AppError('BAD_REQUEST', `path is a directory: ${relativePath}`);
+      if (existing && !existing.isFile()) throw new AppError('BAD_REQUEST', `not a regular file: ${relativePath}`);
+      const handle = await open(inParent(temporary), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, existing ? existing.mode & 0o777 : 0o644);
+      try {
+        await assertHandleInside(root, handle, relativePath);
+        await handle.writeFile(bytes);
+        await this.chown(handle);
+      } finally {
+        await handle.close();
+      }
+      await rename(inParent(temporary), inParent(name));
+      written = true;
     } catch (error) {
       throw fileError(error, relativePath);
     } finally {
+      if (!written) await rm(inParent(temporary), { force: true }).catch(() => undefined);
       await parent.close();
-    }
-    try {
-      await assertHandleInside(root, handle, relativePath);
-      const stats = await handle.stat();
-      if (!stats.isFile()) throw new AppError('BAD_REQUEST', `not a regular file: ${relativePath}`);
-      await handle.truncate(0);
-      await handle.writeFile(bytes);
-      await this.chown(handle);
-    } finally {
-      await handle.close();
     }
   }
 
@@ -245,6 +252,9 @@ function fileError(error: unknown, relativePath: string): AppError {
       return new AppError('BAD_REQUEST', `path is too long: ${relativePath}`);
     case 'ENXIO':
       return new AppError('BAD_REQUEST', `not a regular file: ${relativePath}`);
+    case 'ENOSPC':
+    case 'EDQUOT':
+      return new AppError('WORKSPACE_FULL', `the workspace is full; nothing was written: ${relativePath}`);
     default:
       return new AppError('INTERNAL', `workspace file operation failed: ${relativePath}`, { code }, { cause: error });
   }

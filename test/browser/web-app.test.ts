@@ -1,13 +1,13 @@
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { text } from '../support/scripted-model.ts';
+import { text, toolUse } from '../support/scripted-model.ts';
 import { startTestPlatform, type TestPlatform } from '../support/platform.ts';
 import { buildWebApp, launchBrowser, snap } from './browser.ts';
 
 const slowTurn = 'Count slowly please SCN_SLOW';
 const slowReply = Array.from({ length: 20 }, (_, position) => `chunk${position} `).join('');
 
-/** The five scenarios of the web app, in order, against a real server, the real CLI and the scripted model. */
+/** The scenarios of the web app, in order, against a real server, the real CLI and the scripted model. */
 describe('web app in Chromium', () => {
   let test: TestPlatform;
   let browser: Browser;
@@ -17,12 +17,19 @@ describe('web app in Chromium', () => {
 
   beforeAll(async () => {
     buildWebApp();
-    test = await startTestPlatform();
-    test.model.setScript((request, context) =>
-      request.lastUserText.includes('SCN_MARKDOWN')
-        ? text(['Here is **TypeScript**:\n\n```ts\nconst answer: number = 42;\nexport function double(value: number) {\n  return value * 2;\n}\n```\n', '\nAnd a list:\n\n- one\n- two\n'])
-        : context.defaultScript(request, context),
-    );
+    // A small workspace disk, so that scenario 6 can fill it.
+    test = await startTestPlatform({ env: { AGENTYARD_WORKSPACE_DISK_MB: '64' } });
+    test.model.setScript((request, context) => {
+      if (request.lastUserText.includes('SCN_MARKDOWN')) {
+        return text(['Here is **TypeScript**:\n\n```ts\nconst answer: number = 42;\nexport function double(value: number) {\n  return value * 2;\n}\n```\n', '\nAnd a list:\n\n- one\n- two\n']);
+      }
+      if (request.lastUserText.includes('SCN_FILL')) {
+        return request.toolResults === 0
+          ? toolUse('Bash', { command: 'head -c 100000000 /dev/zero > big.bin; echo status=$?' }, { text: 'Writing a big file.' })
+          : text('The disk is full.');
+      }
+      return context.defaultScript(request, context);
+    });
     browser = await launchBrowser();
     alice = await browser.newContext({ viewport: { width: 1360, height: 860 } });
     page = await alice.newPage();
@@ -238,4 +245,15 @@ describe('web app in Chromium', () => {
     await snap(bobPage, '05-signed-out');
     await bob.close();
   }, 60_000);
+
+  it('6: a command that fills the workspace shows a clear notice in place, and the turn still completes', async () => {
+    await send('Write a big file SCN_FILL');
+    const turn = chat().locator('.turn', { hasText: 'Write a big file SCN_FILL' });
+    await turn.and(page.locator('[data-status="completed"]')).waitFor({ timeout: 60_000 });
+    const notice = turn.locator('.turn-error');
+    await expect(notice.innerText()).resolves.toMatch(/WORKSPACE_FULL.*full \(its limit is 64 MiB\)/s);
+    await expect(notice.getByRole('button', { name: 'Retry' }).count()).resolves.toBe(0);
+    await turn.getByText('The disk is full.').waitFor();
+    await snap(page, '06-workspace-full');
+  }, 90_000);
 });

@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,6 +7,7 @@ import { dockerUnavailable, testImage } from '../../src/sandbox/docker/docker-te
 import { ApiClient, untilTurnEnded } from '../support/api-client.ts';
 import { platformSecret, startTestPlatform, type TestPlatform } from '../support/platform.ts';
 import { startScriptedModel, text, toolUse, type ScriptedModel } from '../support/scripted-model.ts';
+import { removeDataDir } from '../support/data-dir.ts';
 
 const unavailable = await dockerUnavailable('runc', process.env);
 
@@ -32,7 +33,7 @@ describe.skipIf(unavailable !== null)(`a conversation on the Docker backend${una
   afterAll(async () => {
     await test?.close();
     await model?.close();
-    await rm(dataDir, { recursive: true, force: true });
+    await removeDataDir(dataDir);
   });
 
   const containersOf = async (conversationId: string) => {

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,6 +7,7 @@ import { platformSecret } from '../support/platform.ts';
 import { startScriptedModel, text, type ScriptedModel } from '../support/scripted-model.ts';
 import { sandboxProcesses } from '../support/host-processes.ts';
 import { killServer, startServerProcess, type ServerProcess } from '../support/server-process.ts';
+import { removeDataDir } from '../support/data-dir.ts';
 
 describe('a server killed during a turn', () => {
   let model: ScriptedModel;
@@ -20,7 +21,7 @@ describe('a server killed during a turn', () => {
   afterAll(async () => {
     if (server) await killServer(server, 'SIGTERM');
     await model?.close();
-    await rm(dataDir, { recursive: true, force: true });
+    await removeDataDir(dataDir);
   });
 
   const env = (): Record<string, string> => ({

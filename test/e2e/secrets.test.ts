@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/core/logger.ts';
 import { untilTurnEnded } from '../support/api-client.ts';
 import { platformSecret, startTestPlatform, type TestPlatform } from '../support/platform.ts';
-import { error, text } from '../support/scripted-model.ts';
+import { error } from '../support/scripted-model.ts';
 
 describe('secrets in logs and answers', () => {
   let test: TestPlatform;

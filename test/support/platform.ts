@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../../src/core/config.ts';
@@ -6,6 +6,7 @@ import { createLogger, silentLogger, type Logger } from '../../src/core/logger.t
 import { startPlatform, type Platform } from '../../src/platform.ts';
 import { ApiClient } from './api-client.ts';
 import { startScriptedModel, type ScriptedModel } from './scripted-model.ts';
+import { removeDataDir } from './data-dir.ts';
 
 /** The platform credential used in tests: assertions check it reaches the model and nothing else. */
 export const platformSecret = 'sk-ant-api03-PLATFORM-SECRET-do-not-leak-0123456789';
@@ -51,7 +52,7 @@ export async function startTestPlatform(
     async close() {
       await platform.close();
       if (!options.model) await model.close();
-      if (!options.dataDir) await rm(dataDir, { recursive: true, force: true });
+      if (!options.dataDir) await removeDataDir(dataDir);
     },
   };
 }

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { AppError, forbidden } from '../../core/errors.ts';
 import { requireUser } from '../auth.ts';
 import { errorResponses, idParams } from '../schemas.ts';
-import type { App, AppServices } from '../server.ts';
+import type { App } from '../server.ts';
 import type { TerminalSession, TerminalSessions } from '../terminal-sessions.ts';
 
 const querySchema = z.object({

@@ -26,7 +26,7 @@ for (const runtime of ['runc', 'runsc'] as const) {
       await rm(dataDir, { recursive: true, force: true });
     });
 
-    describeSandboxContract(`docker (${runtime})`, () => createDockerProvider({ dataDir: path.join(dataDir, 'contract'), image: testImage, runtime }));
+    describeSandboxContract(`docker (${runtime})`, () => createDockerProvider({ dataDir: path.join(dataDir, 'contract'), image: testImage, runtime, workspaceDiskMb: 64 }));
 
     describe('on this host', () => {
       let provider: DockerProvider;

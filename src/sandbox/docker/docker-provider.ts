@@ -151,6 +151,7 @@ export class DockerProvider implements SandboxProvider {
         uid: this.uid,
         gid: this.gid,
         emulateTty: this.runtime === 'runsc',
+        disk: () => this.disks.usage(workspaceId),
         logger: this.logger,
         onReleased: async (released) => {
           if (slot) await this.slots.remove(slot).catch((error: unknown) => this.logger.warn({ error, slot }, 'could not remove a pool slot'));
@@ -184,15 +185,7 @@ export class DockerProvider implements SandboxProvider {
       gid: this.gid,
       ...(this.options.maxFileBytes !== undefined ? { maxBytes: this.options.maxFileBytes } : {}),
     });
-    // A workspace's disk may not be mounted yet (after a restart, before its next sandbox).
-    const mounted = async () => {
-      if (this.options.workspaceDiskMb) await this.disks.ensure(workspaceId);
-    };
-    return {
-      list: async (relativePath) => (await mounted(), files.list(relativePath)),
-      read: async (relativePath) => (await mounted(), files.read(relativePath)),
-      write: async (relativePath, data) => (await mounted(), files.write(relativePath, data)),
-    };
+    return this.disks.files(workspaceId, files);
   }
 
   async removeWorkspace(workspaceId: string): Promise<void> {
@@ -258,13 +251,7 @@ export class DockerProvider implements SandboxProvider {
       () => 'off',
     );
     checks.push({ name: 'warm pool', ok: true, detail: poolDetail });
-    const disks = await this.disks.unsupported();
-    checks.push({
-      name: 'limits.disk',
-      ok: disks === null,
-      detail: disks === null ? `${this.options.workspaceDiskMb} MiB per workspace (loop-mounted ext4)` : `not enforced: ${disks}`,
-      ...(disks === null ? {} : { fix: 'run the server as root on a host with loop devices, and set AGENTYARD_WORKSPACE_DISK_MB' }),
-    });
+    checks.push(await this.disks.check());
     return checks;
   }
 
@@ -317,8 +304,11 @@ export class DockerProvider implements SandboxProvider {
     const usable = this.pool.enabled && (await this.poolUsable());
     for (const info of found) {
       const key = info.Labels[labels.poolKey];
-      const adoptable = usable && info.Labels[labels.role] === 'pool' && info.State === 'running' && key?.startsWith(`${this.options.image}|${this.runtime}|`);
       const slot = info.Labels[`${labelPrefix}.slot`];
+      // A claimed pool container keeps its pool labels and keeps running after a crash; it served a conversation (its
+      // /tmp and processes live on), so it is told from a fresh one by the claim's mounts left in its slot, and removed.
+      const adoptable =
+        usable && info.Labels[labels.role] === 'pool' && info.State === 'running' && key?.startsWith(`${this.options.image}|${this.runtime}|`) && slot && (await this.slots.pristine(slot));
       if (adoptable && key && slot && this.pool.adopt(key as PoolKey, { containerId: info.Id, slot })) {
         adopted += 1;
         continue;
@@ -332,9 +322,13 @@ export class DockerProvider implements SandboxProvider {
     await this.watchEvents(docker);
   }
 
-  /** A sandbox whose container dies on its own (OOM of its init, docker kill) is freed, so its workspace can be acquired again. */
+  /**
+   * Engine events of this installation's containers: an OOM kill is counted on its sandbox (for the user's error
+   * event); a sandbox whose container dies on its own (OOM of its init, docker kill) is freed, so its workspace can be
+   * acquired again.
+   */
   private async watchEvents(docker: DockerClient): Promise<void> {
-    const stream = await docker.getEvents({ filters: { type: ['container'], event: ['die'], label: [`${labels.installation}=${this.installation}`] } });
+    const stream = await docker.getEvents({ filters: { type: ['container'], event: ['die', 'oom'], label: [`${labels.installation}=${this.installation}`] } });
     this.events = stream;
     let buffer = '';
     stream.on('data', (chunk: Buffer) => {
@@ -342,14 +336,18 @@ export class DockerProvider implements SandboxProvider {
       for (let newline = buffer.indexOf('\n'); newline >= 0; newline = buffer.indexOf('\n')) {
         const line = buffer.slice(0, newline);
         buffer = buffer.slice(newline + 1);
+        let event: { id?: string; Action?: string };
         try {
-          const event = JSON.parse(line) as { id?: string; Actor?: { Attributes?: Record<string, string> } };
-          const workspaceId = event.Actor?.Attributes?.[labels.workspace];
-          const sandbox = workspaceId ? this.live.get(workspaceId) : undefined;
-          if (sandbox && sandbox.containerId === event.id) sandbox.markGone();
-          if (event.id) this.pool.forget(event.id);
+          event = JSON.parse(line) as typeof event;
         } catch {
-          // not an event line
+          continue; // not an event line
+        }
+        // Claimed pool containers carry no workspace label: find the sandbox by its container.
+        const sandbox = [...this.live.values()].find((candidate) => candidate.containerId === event.id);
+        if (event.Action === 'oom') sandbox?.noteOomKill();
+        else if (event.id) {
+          sandbox?.markGone();
+          this.pool.forget(event.id);
         }
       }
     });

@@ -4,7 +4,15 @@ import type Dockerode from 'dockerode';
 import { sandboxEnv, validateArgv } from '../exec-input.ts';
 import { AppError } from '../../core/errors.ts';
 import type { Logger } from '../../core/logger.ts';
-import { sandboxPaths, type ExecOptions, type ExecProcess, type ExitStatus, type Sandbox, type WorkspaceFileAccess } from '../../core/sandbox.ts';
+import {
+  sandboxPaths,
+  type ExecOptions,
+  type ExecProcess,
+  type ExitStatus,
+  type Sandbox,
+  type SandboxPressure,
+  type WorkspaceFileAccess,
+} from '../../core/sandbox.ts';
 import { dockerMessage, dockerStatus } from './docker-client.ts';
 
 /** Everything a DockerSandbox needs once its container runs; the provider gathers it. */
@@ -21,6 +29,8 @@ export interface DockerSandboxInit {
    * terminal. Sizes are then set with stty.
    */
   emulateTty: boolean;
+  /** The workspace disk's size and free space, when it has a limit. */
+  disk(): Promise<SandboxPressure['disk']>;
   logger: Logger;
   /** Frees what the provider holds for the sandbox (pool slot mounts, runtime files) after the container is gone. */
   onReleased(sandbox: DockerSandbox): Promise<void>;
@@ -39,6 +49,7 @@ export class DockerSandbox implements Sandbox {
   private releasing: Promise<void> | undefined;
   private gone = false;
   private paused = false;
+  private oomKills = 0;
 
   constructor(private readonly state: DockerSandboxInit) {
     this.id = state.id;
@@ -57,6 +68,16 @@ export class DockerSandbox implements Sandbox {
     this.gone = true;
     this.state.logger.warn({ sandboxId: this.id, workspaceId: this.workspaceId }, 'sandbox container exited unexpectedly');
     this.release().catch(() => undefined);
+  }
+
+  /** The engine reported an OOM kill in the container (the provider watches events). */
+  noteOomKill(): void {
+    this.oomKills += 1;
+    this.state.logger.warn({ sandboxId: this.id, workspaceId: this.workspaceId }, 'sandbox process killed: out of memory');
+  }
+
+  async pressure(): Promise<SandboxPressure> {
+    return { oomKills: this.oomKills, disk: await this.state.disk() };
   }
 
   exec(argv: string[], options: ExecOptions = {}): ExecProcess {

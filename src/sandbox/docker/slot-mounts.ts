@@ -73,6 +73,14 @@ export class SlotMounts {
     await mount(sources.gatewaySocket, path.join(slot, 'run', 'gateway.sock'));
   }
 
+  /**
+   * Whether a claim ever mounted a conversation into the slot: its mounts outlive a server that died, so a pool
+   * container whose slot has none never served anyone. False when the mount table cannot be read.
+   */
+  async pristine(name: string): Promise<boolean> {
+    return mountedUnder(this.slotPath(name)).then((mounted) => !mounted, () => false);
+  }
+
   /** Unmounts whatever a claim mounted, then deletes the slot; refuses to delete while anything is still mounted under it. */
   async remove(name: string): Promise<void> {
     const slot = this.slotPath(name);

@@ -26,7 +26,7 @@ describe('LocalProvider', () => {
     await rm(dataDir, { recursive: true, force: true });
   });
 
-  describeSandboxContract('local', () => createLocalProvider({ dataDir: path.join(dataDir, 'contract'), claudeBinary }));
+  describeSandboxContract('local', () => createLocalProvider({ dataDir: path.join(dataDir, 'contract'), claudeBinary, workspaceDiskMb: 64 }));
 
   describe('on this host', () => {
     let provider: LocalProvider;
@@ -72,6 +72,18 @@ describe('LocalProvider', () => {
         await child.exited;
         const workspace = await stat(path.join(dataDir, 'local', 'workspaces', 'host-uid', 'workspace'));
         expect([workspace.uid, workspace.gid]).toEqual([64000, 64000]);
+      } finally {
+        await sandbox.release();
+      }
+    });
+
+    it('reports no disk for workspaces without a size limit, and writes them as plain directories', async () => {
+      const sandbox = await provider.acquire(spec('no-disk-limit'));
+      try {
+        expect(await sandbox.pressure()).toEqual({ oomKills: 0, disk: null });
+        const mounts = await readFile('/proc/self/mountinfo', 'utf8');
+        expect(mounts).not.toContain(path.join(dataDir, 'local', 'workspaces', 'no-disk-limit'));
+        expect((await provider.check()).find((check) => check.name === 'limits.disk')).toMatchObject({ ok: true, detail: expect.stringMatching(/^off/) });
       } finally {
         await sandbox.release();
       }
@@ -165,6 +177,7 @@ describe('LocalProvider', () => {
         'limits.memory',
         'limits.pids',
         'limits.cpu',
+        'limits.disk',
       ]);
       expect(checks.filter((check) => !check.ok && !check.fix)).toEqual([]);
       const broken = createLocalProvider({ dataDir: path.join(dataDir, 'broken'), claudeBinary: '/nonexistent/claude' });

@@ -6,10 +6,11 @@ import { promisify } from 'node:util';
 import { AppError } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
 import { silentLogger, type Logger } from '../../core/logger.ts';
-import type { BackendCheck, Sandbox, SandboxLimits, SandboxProvider, SandboxSpec } from '../../core/sandbox.ts';
+import type { BackendCheck, Sandbox, SandboxLimits, SandboxProvider, SandboxSpec, WorkspaceFileAccess } from '../../core/sandbox.ts';
 import { createHostCgroups, type CgroupController, type CgroupSupport, type HostCgroups, type SandboxCgroup } from '../cgroups.ts';
+import { createWorkspaceDisks, type WorkspaceDisks } from '../workspace-disks.ts';
 import { prepareWorkspaceDirectories, workspaceBase } from '../workspace-dirs.ts';
-import { createWorkspaceFiles, type WorkspaceFiles } from '../workspace-files.ts';
+import { createWorkspaceFiles } from '../workspace-files.ts';
 import { buildEtcFiles, buildInitArgv, buildLauncherArgv, optionsOnFd, sandboxTools, type LauncherOptions } from './bwrap-args.ts';
 import { LocalSandbox } from './local-sandbox.ts';
 
@@ -28,6 +29,8 @@ export interface LocalProviderOptions {
   cgroups?: boolean;
   /** Largest file readFile and writeFile accept, in bytes. */
   maxFileBytes?: number;
+  /** Size limit of each workspace (with the agent's home), MiB, as a loop-mounted ext4 image; 0 or unset: none. */
+  workspaceDiskMb?: number;
 }
 
 /** How each limit of SandboxLimits is enforced on this host. */
@@ -66,6 +69,7 @@ export class LocalProvider implements SandboxProvider {
   private readonly gid: number;
   private readonly gatewayPort: number;
   private readonly cgroups: HostCgroups;
+  private readonly disks: WorkspaceDisks;
   private readonly live = new Map<string, LocalSandbox>();
   /** Workspaces with an acquire in progress, so two acquires cannot both win. */
   private readonly starting = new Set<string>();
@@ -84,6 +88,7 @@ export class LocalProvider implements SandboxProvider {
       throw new AppError('BAD_REQUEST', 'gatewayPort must be a TCP port');
     }
     this.cgroups = createHostCgroups({ logger: this.logger });
+    this.disks = createWorkspaceDisks({ dataDir: options.dataDir, sizeMb: options.workspaceDiskMb ?? 0, logger: this.logger });
   }
 
   async acquire(spec: SandboxSpec, signal?: AbortSignal): Promise<Sandbox> {
@@ -104,6 +109,7 @@ export class LocalProvider implements SandboxProvider {
       const tools = await this.hostTools();
       await this.assertClaudeBinary();
       await assertSocket(spec.gatewaySocket);
+      await this.disks.ensure(workspaceId);
       const directories = await prepareWorkspaceDirectories(this.options.dataDir, workspaceId, { uid: this.uid, gid: this.gid });
       const etcFiles = await this.writeRuntimeFiles(runtimeDir, id, spec);
       cgroup = this.options.cgroups === false ? null : await this.cgroups.create(id, spec.limits);
@@ -152,6 +158,7 @@ export class LocalProvider implements SandboxProvider {
         launcher,
         uid: this.uid,
         gid: this.gid,
+        disk: () => this.disks.usage(workspaceId),
         logger: this.logger,
         onReleased: (released) => {
           if (this.live.get(workspaceId) === released) this.live.delete(workspaceId);
@@ -184,20 +191,22 @@ export class LocalProvider implements SandboxProvider {
     }
   }
 
-  workspaceFiles(workspaceId: string): WorkspaceFiles {
+  workspaceFiles(workspaceId: string): WorkspaceFileAccess {
     validateWorkspaceId(workspaceId);
-    return createWorkspaceFiles({
+    const files = createWorkspaceFiles({
       root: path.join(workspaceBase(this.options.dataDir, workspaceId), 'workspace'),
       uid: this.uid,
       gid: this.gid,
       ...(this.options.maxFileBytes !== undefined ? { maxBytes: this.options.maxFileBytes } : {}),
     });
+    return this.disks.files(workspaceId, files);
   }
 
   async removeWorkspace(workspaceId: string): Promise<void> {
     validateWorkspaceId(workspaceId);
     if (this.starting.has(workspaceId)) throw new AppError('CONFLICT', `workspace ${workspaceId} has a sandbox starting`);
     await this.live.get(workspaceId)?.release();
+    await this.disks.remove(workspaceId);
     await rm(workspaceBase(this.options.dataDir, workspaceId), { recursive: true, force: true });
     this.logger.info({ workspaceId }, 'workspace removed');
   }
@@ -240,6 +249,7 @@ export class LocalProvider implements SandboxProvider {
         ...(ok ? {} : { fix: cgroupFix(limit) }),
       });
     }
+    checks.push(await this.disks.check());
     return checks;
   }
 
@@ -256,6 +266,7 @@ export class LocalProvider implements SandboxProvider {
   async close(): Promise<void> {
     this.closed = true;
     await Promise.allSettled([...this.live.values()].map((sandbox) => sandbox.release()));
+    await this.disks.close();
   }
 
   private cgroupSupport(): Promise<CgroupSupport> {

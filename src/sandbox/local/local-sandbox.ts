@@ -3,9 +3,16 @@ import { readFile, readlink, rm } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
 import { AppError } from '../../core/errors.ts';
 import type { Logger } from '../../core/logger.ts';
-import { sandboxPaths, type ExecOptions, type ExecProcess, type ExitStatus, type Sandbox } from '../../core/sandbox.ts';
+import {
+  sandboxPaths,
+  type ExecOptions,
+  type ExecProcess,
+  type ExitStatus,
+  type Sandbox,
+  type SandboxPressure,
+  type WorkspaceFileAccess,
+} from '../../core/sandbox.ts';
 import type { SandboxCgroup } from '../cgroups.ts';
-import type { WorkspaceFiles } from '../workspace-files.ts';
 import { sandboxEnv, validateArgv } from '../exec-input.ts';
 import { buildExecArgv, buildLauncherArgv, type LauncherOptions } from './bwrap-args.ts';
 import { spawnPtyProcess } from './pty-process.ts';
@@ -23,13 +30,15 @@ export interface LocalSandboxInit {
   pidNamespace: string;
   cgroupNamespace: boolean;
   cgroup: SandboxCgroup | null;
-  files: WorkspaceFiles;
+  files: WorkspaceFileAccess;
   /** Host directory with the sandbox's generated files; deleted on release. */
   runtimeDir: string;
   nsenter: string;
   launcher: LauncherOptions;
   uid: number;
   gid: number;
+  /** The workspace disk's size and free space, when it has a limit. */
+  disk(): Promise<SandboxPressure['disk']>;
   logger: Logger;
   onReleased(sandbox: LocalSandbox): void;
 }
@@ -47,6 +56,8 @@ export class LocalSandbox implements Sandbox {
   private readonly initExited: Promise<void>;
   private initAlive = true;
   private releasing: Promise<void> | undefined;
+  private oomKills = 0;
+  private cgroupRemoved = false;
 
   constructor(private readonly state: LocalSandboxInit) {
     this.id = state.id;
@@ -132,6 +143,16 @@ export class LocalSandbox implements Sandbox {
     return this.releasing;
   }
 
+  async pressure(): Promise<SandboxPressure> {
+    return { oomKills: await this.countOomKills(), disk: await this.state.disk() };
+  }
+
+  /** From the memory cgroup while it exists; the last count read once it is removed. */
+  private async countOomKills(): Promise<number> {
+    if (this.state.cgroup && !this.cgroupRemoved) this.oomKills = Math.max(this.oomKills, await this.state.cgroup.oomKills());
+    return this.oomKills;
+  }
+
   private async teardown(): Promise<void> {
     const { logger, cgroup } = this.state;
     try {
@@ -145,6 +166,8 @@ export class LocalSandbox implements Sandbox {
       for (const execProcess of this.processes) execProcess.kill('SIGKILL');
       if (cgroup) {
         await cgroup.killAll(releaseTimeoutMs);
+        await this.countOomKills();
+        this.cgroupRemoved = true;
         await cgroup.remove();
       }
       await rm(this.state.runtimeDir, { recursive: true, force: true });

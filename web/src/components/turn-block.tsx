@@ -32,7 +32,8 @@ export const TurnBlock = memo(function TurnBlock({ turn, onRetry }: { turn: Turn
           <span>
             <strong>{error.code}</strong>: {error.message}
           </span>
-          {index === turn.errors.length - 1 && turn.status !== 'running' ? (
+          {/* A limit notice in a turn that went on (out of memory, a full workspace) has nothing to retry. */}
+          {index === turn.errors.length - 1 && ended ? (
             <button type="button" className="button small" onClick={() => onRetry(turn.input)}>
               <Icon name="retry" size={14} /> Retry
             </button>
