@@ -129,7 +129,7 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
       },
     },
   });
-  const agents = new AgentsService(store);
+  const agents = new AgentsService(store, sandboxes.runtimes);
   await agents.installBuiltins([builtinDefaultAgent({ model: config.agent.defaultModel, turnTimeoutSeconds: config.agent.turnTimeoutSeconds })]);
   const conversations = new ConversationsService({
     prices,

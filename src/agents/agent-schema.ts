@@ -36,6 +36,8 @@ const fields = {
   maxTurns: z.number().int().min(1).max(1000).nullable(),
   limits: agentLimitsSchema,
   egressDomains: egressDomainsSchema,
+  /** The Docker runtime of the agent's sandboxes; `default`: the installation's (AGENTYARD_DOCKER_RUNTIME). */
+  sandboxRuntime: z.enum(['default', 'runc', 'runsc']),
 };
 
 /** What a user may set on an agent; the API validates bodies with it and the OpenAPI spec shows it. */
@@ -47,6 +49,7 @@ export const agentDefinitionSchema = z.object({
   disallowedTools: fields.disallowedTools.default([]),
   maxTurns: fields.maxTurns.default(null),
   egressDomains: fields.egressDomains.default([]),
+  sandboxRuntime: fields.sandboxRuntime.default('default'),
 });
 
 /** A partial update: only the fields present change (no defaults here, or omitted fields would be reset). */

@@ -1,8 +1,8 @@
 import type { z } from 'zod';
-import { conflict, forbidden, notFound } from '../core/errors.ts';
+import { badRequest, conflict, forbidden, notFound } from '../core/errors.ts';
 import { newId } from '../core/ids.ts';
 import type { Store } from '../core/store.ts';
-import type { Agent, AgentDefinition, User } from '../core/types.ts';
+import type { Agent, AgentDefinition, SandboxRuntimeChoice, User } from '../core/types.ts';
 import type { agentPatchSchema } from './agent-schema.ts';
 
 export const defaultAgentId = 'agt_default';
@@ -23,6 +23,7 @@ export function builtinDefaultAgent(options: { model: string; turnTimeoutSeconds
     // Two cores: the CLI's start-up is multi-threaded, and a 1-core quota adds 100–150 ms to every cold start.
     limits: { memoryMb: 2048, cpus: 2, turnTimeoutSeconds: options.turnTimeoutSeconds },
     egressDomains: [],
+    sandboxRuntime: 'default',
     createdAt: now,
     updatedAt: now,
   };
@@ -30,7 +31,11 @@ export function builtinDefaultAgent(options: { model: string; turnTimeoutSeconds
 
 /** Saved agent definitions: a user's own, plus the built-in ones. */
 export class AgentsService {
-  constructor(private readonly store: Store) {}
+  constructor(
+    private readonly store: Store,
+    /** The runtimes this installation's sandbox backend can choose between (none for the local backend). */
+    readonly sandboxRuntimes: readonly Exclude<SandboxRuntimeChoice, 'default'>[] = [],
+  ) {}
 
   async installBuiltins(agents: Agent[]): Promise<void> {
     for (const agent of agents) await this.store.upsertAgent(agent);
@@ -48,12 +53,14 @@ export class AgentsService {
   }
 
   async create(user: User, definition: AgentDefinition): Promise<Agent> {
+    this.assertRuntime(definition.sandboxRuntime);
     const now = new Date().toISOString();
     return this.store.createAgent({ ...definition, id: newId('agt'), ownerId: user.id, createdAt: now, updatedAt: now });
   }
 
   async update(user: User, agentId: string, patch: z.output<typeof agentPatchSchema>): Promise<Agent> {
     const agent = await this.ownAgent(user, agentId);
+    if (patch.sandboxRuntime !== undefined) this.assertRuntime(patch.sandboxRuntime);
     const { limits, ...rest } = patch;
     const updated = await this.store.updateAgent(
       agent.id,
@@ -70,6 +77,16 @@ export class AgentsService {
       throw conflict('the agent is used by conversations; delete them first');
     }
     await this.store.deleteAgent(agent.id);
+  }
+
+  private assertRuntime(runtime: SandboxRuntimeChoice): void {
+    if (runtime === 'default' || this.sandboxRuntimes.includes(runtime)) return;
+    throw badRequest(
+      this.sandboxRuntimes.length === 0
+        ? `sandboxRuntime ${runtime} needs the Docker sandbox backend; this installation's sandboxes have no runtime choice (use default)`
+        : `sandboxRuntime must be default or one of: ${this.sandboxRuntimes.join(', ')}`,
+      { field: 'sandboxRuntime' },
+    );
   }
 
   private async ownAgent(user: User, agentId: string): Promise<Agent> {

@@ -340,6 +340,7 @@ export class ConversationRunner {
         limits: { memoryMb: agent.limits.memoryMb, cpus: agent.limits.cpus, pids: settings.pidsLimit },
         gatewaySocket: grant.socketPath,
         labels: { conversation: conversation.id, user: conversation.userId },
+        ...(agent.sandboxRuntime === 'default' ? {} : { runtime: agent.sandboxRuntime }),
       });
       const sessionId = quotas
         ? await quotas.sandboxStarted(conversation.userId, conversation.id).catch((error: unknown) => {

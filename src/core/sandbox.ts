@@ -30,7 +30,12 @@ export interface SandboxSpec {
   gatewaySocket: string;
   /** Recorded on the sandbox (labels, cgroup names) so the owner can find it again. */
   labels?: Record<string, string>;
+  /** One of the provider's `runtimes`; unset: the provider's default. */
+  runtime?: SandboxRuntime;
 }
+
+/** An OCI runtime a container backend can run a sandbox under. */
+export type SandboxRuntime = 'runc' | 'runsc';
 
 export interface ExecOptions {
   /** The complete environment of the process (PATH and HOME are added when missing). Nothing is inherited from the host. */
@@ -130,6 +135,8 @@ export interface BackendCheck {
 /** Creates sandboxes of one kind. Docker and Kubernetes backends implement the same port. */
 export interface SandboxProvider {
   readonly kind: 'local' | 'docker' | 'kubernetes';
+  /** The runtimes a spec may ask for (empty: the backend has no choice). */
+  readonly runtimes: readonly SandboxRuntime[];
   /** Creates (or claims from a warm pool) a sandbox for the workspace. */
   acquire(spec: SandboxSpec, signal?: AbortSignal): Promise<Sandbox>;
   /** The workspace's files, confined to it. */

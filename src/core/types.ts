@@ -1,4 +1,5 @@
 /** Domain records as the services see them. Timestamps are ISO-8601 strings. */
+import type { SandboxRuntime } from './sandbox.ts';
 
 export type Role = 'admin' | 'user';
 
@@ -67,7 +68,14 @@ export interface AgentDefinition {
    * or either with `:port` (default ports 443 and 80). Empty: no egress at all.
    */
   egressDomains: string[];
+  /**
+   * The Docker runtime the agent's sandboxes run under: `runc`, gVisor's `runsc` (a kernel of its own between the
+   * agent and the host), or `default`, the installation's. Only the Docker backend has a choice.
+   */
+  sandboxRuntime: SandboxRuntimeChoice;
 }
+
+export type SandboxRuntimeChoice = 'default' | SandboxRuntime;
 
 export interface Agent extends AgentDefinition {
   id: string;

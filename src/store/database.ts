@@ -78,6 +78,8 @@ export interface AgentsTable {
   turn_timeout_seconds: number;
   /** JSON array of domain patterns (migration 0002). */
   egress_domains: string;
+  /** `default`, `runc` or `runsc` (migration 0003). */
+  sandbox_runtime: string;
   created_at: string;
   updated_at: string;
 }

@@ -7,6 +7,7 @@ import type {
   Conversation,
   EgressRecord,
   Invite,
+  SandboxRuntimeChoice,
   TokenUsage,
   Turn,
   UsageRecord,
@@ -84,6 +85,7 @@ export function toAgent(row: Selectable<AgentsTable>): Agent {
       turnTimeoutSeconds: row.turn_timeout_seconds,
     },
     egressDomains: JSON.parse(row.egress_domains) as string[],
+    sandboxRuntime: row.sandbox_runtime as SandboxRuntimeChoice,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -114,6 +116,7 @@ function fromAgentDefinition(agent: Omit<Agent, 'id' | 'ownerId' | 'createdAt' |
     cpus: agent.limits.cpus,
     turn_timeout_seconds: agent.limits.turnTimeoutSeconds,
     egress_domains: JSON.stringify(agent.egressDomains),
+    sandbox_runtime: agent.sandboxRuntime,
   };
 }
 
@@ -133,6 +136,7 @@ export function fromAgentPatch(patch: AgentPatch): Partial<AgentDefinitionColumn
     columns.turn_timeout_seconds = patch.limits.turnTimeoutSeconds;
   }
   if (patch.egressDomains !== undefined) columns.egress_domains = JSON.stringify(patch.egressDomains);
+  if (patch.sandboxRuntime !== undefined) columns.sandbox_runtime = patch.sandboxRuntime;
   return columns;
 }
 

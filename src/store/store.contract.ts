@@ -43,6 +43,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
       maxTurns: null,
       limits: { memoryMb: 2048, cpus: 1.5, turnTimeoutSeconds: 600 },
       egressDomains: ['packages.example.com', '*.git.example.com:443'],
+      sandboxRuntime: 'runsc',
       createdAt: now,
       updatedAt: now,
       ...overrides,
@@ -310,6 +311,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
             maxTurns: 3,
             limits: { memoryMb: 512, cpus: 0.5, turnTimeoutSeconds: 60 },
             egressDomains: [],
+            sandboxRuntime: 'default',
           },
           later,
         );
@@ -320,6 +322,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
           maxTurns: 3,
           limits: { memoryMb: 512, cpus: 0.5, turnTimeoutSeconds: 60 },
           egressDomains: [],
+          sandboxRuntime: 'default',
           updatedAt: later,
         };
         expect(updated).toEqual(expected);

@@ -33,7 +33,7 @@ describe('UsageService', () => {
     const now = '2025-06-01T00:00:00.000Z';
     await store.createAgent({
       id: 'agt_1', ownerId: user.id, name: 'Writer, "the" one', description: '', instructions: '', model: 'm', allowedTools: [], disallowedTools: [],
-      maxTurns: null, limits: { memoryMb: 512, cpus: 1, turnTimeoutSeconds: 60 }, egressDomains: [], createdAt: now, updatedAt: now,
+      maxTurns: null, limits: { memoryMb: 512, cpus: 1, turnTimeoutSeconds: 60 }, egressDomains: [], sandboxRuntime: 'default', createdAt: now, updatedAt: now,
     });
     const add = (model: string, agentId: string | null, createdAt: string, inputTokens: number, outputTokens: number) =>
       store.recordUsage({ id: newId('use'), userId: user.id, conversationId: 'c', turnId: null, agentId, model, createdAt, usage: { inputTokens, outputTokens, cacheCreationInputTokens: 0, cacheReadInputTokens: 0 } });

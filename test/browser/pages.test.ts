@@ -4,10 +4,12 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EventData } from '../../src/core/events.ts';
 import type { ApiClient } from '../support/api-client.ts';
+import { dockerUnavailable, testImage } from '../../src/sandbox/docker/docker-test-support.ts';
 import { startTestPlatform, type TestPlatform } from '../support/platform.ts';
 import { artifactsDir, buildWebApp, launchBrowser, snap } from './browser.ts';
 
 const initialJsBudgetBytes = 300 * 1024;
+const dockerSkip = await dockerUnavailable('runc', process.env);
 const metrics: Record<string, unknown> = {};
 
 /** The rest of the app: agents, account, admin, uploads, queued and failed turns, phones, themes, budgets. */
@@ -91,6 +93,8 @@ describe('web app pages in Chromium', () => {
     await dialog.getByLabel('Instructions').fill('Review code carefully.');
     await dialog.getByLabel(/^Allowed tools/).fill('Read, Grep');
     await dialog.getByLabel('Memory (MiB)').fill('1024');
+    // The local backend has no runtime to choose.
+    await expect(dialog.getByLabel('Sandbox runtime').count()).resolves.toBe(0);
     await snap(page, '11-agent-editor');
     await dialog.getByRole('button', { name: 'Create agent' }).click();
     const card = page.locator('.agent-card', { hasText: 'Reviewer' });
@@ -123,6 +127,45 @@ describe('web app pages in Chromium', () => {
     await page.waitForURL(/\/c\/conv_/);
     await page.locator('.conversation-heading', { hasText: 'Reviewer' }).waitFor();
     await page.locator('.conversation-link', { hasText: 'Review task' }).getByText('Reviewer').waitFor();
+  });
+
+  it.skipIf(dockerSkip !== null)(`lets an agent choose gVisor on a Docker installation${dockerSkip ? ` (skipped: ${dockerSkip})` : ''}`, async () => {
+    const docker = await startTestPlatform({
+      env: { AGENTYARD_SANDBOX: 'docker', AGENTYARD_DOCKER_RUNTIME: 'runc', AGENTYARD_SANDBOX_IMAGE: testImage, AGENTYARD_SANDBOX_POOL_SIZE: '0' },
+      model: test.model,
+    });
+    const other = await browser.newContext({ viewport: { width: 1360, height: 860 } });
+    try {
+      const otherPage = await other.newPage();
+      await otherPage.goto(docker.platform.url);
+      await otherPage.getByRole('tab', { name: 'Create account' }).click();
+      await otherPage.getByLabel('Email').fill('owner@example.com');
+      await otherPage.getByLabel('Password').fill('correct horse battery');
+      await otherPage.locator('form button[type=submit]').click();
+      await otherPage.getByRole('heading', { name: 'No conversations yet' }).waitFor();
+      await otherPage.getByRole('link', { name: 'Agents' }).click();
+      await otherPage.getByRole('button', { name: 'New agent' }).click();
+      const dialog = otherPage.getByRole('dialog');
+      await dialog.getByLabel('Name').fill('Untrusted code');
+      const runtime = dialog.getByLabel('Sandbox runtime');
+      await expect(runtime.locator('option').allInnerTexts()).resolves.toEqual([
+        'installation default: runc (containers)',
+        'runc (containers)',
+        'gVisor (runsc, its own kernel)',
+      ]);
+      await runtime.selectOption('runsc');
+      await snap(otherPage, '11-agent-editor-runtime');
+      await dialog.getByRole('button', { name: 'Create agent' }).click();
+      const card = otherPage.locator('.agent-card', { hasText: 'Untrusted code' });
+      await card.getByText('gVisor (runsc, its own kernel)').waitFor();
+      const cookie = (await other.cookies()).find((candidate) => candidate.name === 'agentyard_session')!;
+      const owner = new (test.api.constructor as typeof ApiClient)(docker.platform.url, { cookie: `${cookie.name}=${cookie.value}` });
+      const saved = (await owner.request('GET', '/api/agents')).body.agents.find((agent: { name: string }) => agent.name === 'Untrusted code');
+      expect(saved.sandboxRuntime).toBe('runsc');
+    } finally {
+      await other.close();
+      await docker.close();
+    }
   });
 
   it('shows queued messages, errors in place with a retry, renames, searches and deletes with confirmation', async () => {

@@ -51,6 +51,19 @@ describe('agents API', () => {
     expect((await alice.request('GET', `/api/agents/${created.body.id}`)).status).toBe(404);
   });
 
+  it('refuses a sandbox runtime the local backend cannot honour, and says why', async () => {
+    expect((await alice.request('GET', '/api/status')).body.sandbox).toEqual({ backend: 'local', runtimes: [], defaultRuntime: null });
+    const refused = await alice.request('POST', '/api/agents', { ...definition, sandboxRuntime: 'runsc' });
+    expect(refused.status).toBe(400);
+    expect(refused.body.error).toMatchObject({ code: 'BAD_REQUEST', message: expect.stringContaining('needs the Docker sandbox backend') });
+    const created = await alice.request('POST', '/api/agents', definition);
+    expect(created.body.sandboxRuntime).toBe('default');
+    const patched = await alice.request('PATCH', `/api/agents/${created.body.id}`, { sandboxRuntime: 'runc' });
+    expect(patched.status).toBe(400);
+    expect((await alice.request('GET', `/api/agents/${created.body.id}`)).body.sandboxRuntime).toBe('default');
+    expect((await alice.request('POST', '/api/agents', { ...definition, sandboxRuntime: 'kata' })).status).toBe(400);
+  });
+
   it('hides one user’s agent from another and protects built-in and in-use agents', async () => {
     const { body: agent } = await alice.request('POST', '/api/agents', definition);
     for (const [method, body] of [['GET', undefined], ['PATCH', { name: 'mine' }], ['DELETE', undefined]] as const) {

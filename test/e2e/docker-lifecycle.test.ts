@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -10,6 +11,7 @@ import { startScriptedModel, text, toolUse, type ScriptedModel } from '../suppor
 import { removeDataDir } from '../support/data-dir.ts';
 
 const unavailable = await dockerUnavailable('runc', process.env);
+const gvisorUnavailable = await dockerUnavailable('runsc', process.env);
 
 describe.skipIf(unavailable !== null)(`a conversation on the Docker backend${unavailable ? ` (skipped: ${unavailable})` : ''}`, () => {
   let model: ScriptedModel;
@@ -78,5 +80,42 @@ describe.skipIf(unavailable !== null)(`a conversation on the Docker backend${una
     expect(after).toHaveLength(1);
     expect(before).not.toContain(after[0]);
     expect(await readFile(path.join(dataDir, 'workspaces', conversation.id, 'workspace', 'word.txt'), 'utf8')).toBe('PINEAPPLE\n');
+  });
+
+  it.skipIf(gvisorUnavailable !== null)(`runs an agent that asks for gVisor under runsc, and the others under the installation's runc${gvisorUnavailable ? ` (skipped: ${gvisorUnavailable})` : ''}`, async () => {
+    test ??= await startTestPlatform({ env, model, dataDir });
+    const bob = await test.api.registerWithToken('bob@example.com');
+    expect((await bob.request('GET', '/api/status')).body.sandbox).toEqual({ backend: 'docker', runtimes: ['runc', 'runsc'], defaultRuntime: 'runc' });
+    const created = await bob.request('POST', '/api/agents', { name: 'Untrusted code', model: 'claude-sonnet-5', limits: { memoryMb: 1024, cpus: 1, turnTimeoutSeconds: 120 }, sandboxRuntime: 'runsc' });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    expect(created.body.sandboxRuntime).toBe('runsc');
+    const strong = (await bob.request('POST', '/api/conversations', { agentId: created.body.id })).body;
+    const plain = (await bob.request('POST', '/api/conversations', {})).body;
+    // gVisor answers uname with its own kernel; dmesg shows its boot messages.
+    model.setScript((request) =>
+      request.toolResults === 0 ? toolUse('Bash', { command: 'dmesg 2>/dev/null | grep -c -i gvisor; true', description: 'kernel' }) : text('checked'),
+    );
+    const kernelOutput = async (conversationId: string) => {
+      const events = await send(bob, conversationId, 'which kernel?');
+      return String(events.find((event) => event.event === 'tool.ended')?.data.output).trim();
+    };
+    expect(Number(await kernelOutput(strong.id))).toBeGreaterThan(0);
+    expect(await kernelOutput(plain.id)).toBe('0');
+    // Every container of this installation runs under runc (the plain conversation's was claimed from the warm
+    // pool, so it carries no conversation label), except the gVisor agent's.
+    const docker = await connectDocker(process.env.DOCKER_HOST);
+    const installation = createHash('sha256').update(path.resolve(dataDir)).digest('hex').slice(0, 16);
+    const containers = await docker.listContainers({ all: true, filters: { label: [`dev.agentyard.installation=${installation}`] } });
+    const runtimes = await Promise.all(
+      containers.map(async (container) => [container.Labels['dev.agentyard.label.conversation'] ?? '-', (await docker.getContainer(container.Id).inspect()).HostConfig.Runtime] as const),
+    );
+    expect(runtimes.filter(([, runtime]) => runtime === 'runsc')).toEqual([[strong.id, 'runsc']]);
+    expect(runtimes.filter(([, runtime]) => runtime !== 'runsc').length).toBeGreaterThanOrEqual(2);
+    expect(runtimes.every(([, runtime]) => runtime === 'runsc' || runtime === 'runc')).toBe(true);
+    // Switching the agent back applies to its next sandbox.
+    const patched = await bob.request('PATCH', `/api/agents/${created.body.id}`, { sandboxRuntime: 'default' });
+    expect(patched.body.sandboxRuntime).toBe('default');
+    const bad = await bob.request('PATCH', `/api/agents/${created.body.id}`, { sandboxRuntime: 'kata' });
+    expect(bad.status).toBe(400);
   });
 });

@@ -3,7 +3,7 @@ import type { App, AppServices } from '../server.ts';
 import { maxUploadBytes } from './files.ts';
 
 /** What the web app needs to know about this installation before and after sign-in; never a secret. */
-export function registerStatusRoutes(app: App, { config }: AppServices): void {
+export function registerStatusRoutes(app: App, { config, agents }: AppServices): void {
   app.get(
     '/api/status',
     {
@@ -19,6 +19,11 @@ export function registerStatusRoutes(app: App, { config }: AppServices): void {
             registration: z.enum(['open', 'invite', 'closed']),
             modelCredential: z.object({ configured: z.boolean(), kind: z.enum(['api-key', 'oauth-token']).nullable() }).nullable(),
             limits: z.object({ maxMessageBytes: z.number().int(), maxUploadBytes: z.number().int() }),
+            sandbox: z.object({
+              backend: z.enum(['local', 'docker']),
+              runtimes: z.array(z.enum(['runc', 'runsc'])).describe('what an agent’s sandboxRuntime may name besides default'),
+              defaultRuntime: z.enum(['runc', 'runsc']).nullable(),
+            }),
           }),
         },
       },
@@ -30,6 +35,11 @@ export function registerStatusRoutes(app: App, { config }: AppServices): void {
         registration: config.registration,
         modelCredential: request.principal ? { configured: credential !== null, kind: credential?.kind ?? null } : null,
         limits: { maxMessageBytes: config.limits.maxMessageBytes, maxUploadBytes },
+        sandbox: {
+          backend: config.sandbox.kind,
+          runtimes: [...agents.sandboxRuntimes],
+          defaultRuntime: config.sandbox.kind === 'docker' ? config.sandbox.runtime : null,
+        },
       };
     },
   );

@@ -11,6 +11,7 @@ import {
   type Sandbox,
   type SandboxLimits,
   type SandboxProvider,
+  type SandboxRuntime,
   type SandboxSpec,
   type WorkspaceFileAccess,
 } from '../../core/sandbox.ts';
@@ -28,8 +29,11 @@ export interface DockerProviderOptions {
   dataDir: string;
   /** The sandbox image (`npm run sandbox-image` builds agentyard-sandbox:latest). */
   image: string;
-  /** OCI runtime: `runc` (default) or gVisor's `runsc`, which dockerd must know with `--network=none --host-uds=open`. */
-  runtime?: 'runc' | 'runsc';
+  /**
+   * OCI runtime of sandboxes whose spec names none: `runc` (default) or gVisor's `runsc`, which dockerd must know with
+   * `--network=none --host-uds=open`.
+   */
+  runtime?: SandboxRuntime;
   /** DOCKER_HOST; the engine must share this host's file system (workspaces are bind mounts). */
   dockerHost?: string;
   /** The image's unprivileged user (64000 in the images built here). Never 0. */
@@ -69,7 +73,9 @@ export function createDockerProvider(options: DockerProviderOptions): DockerProv
 
 export class DockerProvider implements SandboxProvider {
   readonly kind = 'docker' as const;
-  readonly runtime: 'runc' | 'runsc';
+  /** The default runtime; a spec may ask for any of `runtimes`. */
+  readonly runtime: SandboxRuntime;
+  readonly runtimes = ['runc', 'runsc'] as const;
   private readonly logger: Logger;
   private readonly uid: number;
   private readonly gid: number;
@@ -126,8 +132,11 @@ export class DockerProvider implements SandboxProvider {
       await this.disks.ensure(workspaceId);
       const directories = await prepareWorkspaceDirectories(this.options.dataDir, workspaceId, { uid: this.uid, gid: this.gid });
       signal?.throwIfAborted();
+      const runtime = spec.runtime ?? this.runtime;
       const key = this.poolKey(spec.limits);
-      const claimed = this.pool.enabled && (await this.poolUsable()) ? this.pool.claim(key) : null;
+      // Only runc containers are pooled (gVisor does not see mounts made after it started).
+      const pooled = runtime === 'runc' && (await this.poolUsable());
+      const claimed = pooled ? this.pool.claim(key) : null;
       let how: 'claimed' | 'cold';
       if (claimed) {
         container = docker.getContainer(claimed.containerId);
@@ -135,13 +144,15 @@ export class DockerProvider implements SandboxProvider {
         await this.slots.attach(slot, { workspace: directories.workspace, home: directories.home, gatewaySocket: spec.gatewaySocket });
         how = 'claimed';
       } else {
-        container = await docker.createContainer(this.containerConfig({ id, role: 'sandbox', limits: spec.limits, workspaceId, extraLabels: spec.labels, mounts: this.directMounts(directories, spec.gatewaySocket) }));
+        container = await docker.createContainer(
+          this.containerConfig({ id, role: 'sandbox', runtime, limits: spec.limits, workspaceId, extraLabels: spec.labels, mounts: this.directMounts(directories, spec.gatewaySocket) }),
+        );
         await container.start();
-        await this.waitForBridge(container, signal);
+        await this.waitForBridge(container, runtime, signal);
         how = 'cold';
       }
       // Keep the pool topped up for the next conversation with these limits.
-      if (this.pool.enabled && (await this.poolUsable())) this.pool.fill(key);
+      if (pooled) this.pool.fill(key);
       const sandbox = new DockerSandbox({
         id,
         workspaceId,
@@ -150,7 +161,7 @@ export class DockerProvider implements SandboxProvider {
         files: this.workspaceFiles(workspaceId),
         uid: this.uid,
         gid: this.gid,
-        emulateTty: this.runtime === 'runsc',
+        emulateTty: runtime === 'runsc',
         disk: () => this.disks.usage(workspaceId),
         logger: this.logger,
         onReleased: async (released) => {
@@ -308,7 +319,7 @@ export class DockerProvider implements SandboxProvider {
       // A claimed pool container keeps its pool labels and keeps running after a crash; it served a conversation (its
       // /tmp and processes live on), so it is told from a fresh one by the claim's mounts left in its slot, and removed.
       const adoptable =
-        usable && info.Labels[labels.role] === 'pool' && info.State === 'running' && key?.startsWith(`${this.options.image}|${this.runtime}|`) && slot && (await this.slots.pristine(slot));
+        usable && info.Labels[labels.role] === 'pool' && info.State === 'running' && key?.startsWith(`${this.options.image}|runc|`) && slot && (await this.slots.pristine(slot));
       if (adoptable && key && slot && this.pool.adopt(key as PoolKey, { containerId: info.Id, slot })) {
         adopted += 1;
         continue;
@@ -357,14 +368,14 @@ export class DockerProvider implements SandboxProvider {
     socket?.unref?.();
   }
 
-  /** The warm pool works by mount propagation into running containers: local engine, root, runc. */
+  /** The warm pool (of runc containers) works by mount propagation into running containers: local engine, root. */
   private poolUsable(): Promise<boolean> {
-    if (!this.pool.enabled || this.runtime !== 'runc' || process.getuid?.() !== 0) return Promise.resolve(false);
+    if (!this.pool.enabled || process.getuid?.() !== 0) return Promise.resolve(false);
     return this.slots.supported();
   }
 
   private poolKey(limits: SandboxLimits): PoolKey {
-    return `${this.options.image}|${this.runtime}|${limits.memoryMb}m|${limits.cpus}c|${limits.pids}p`;
+    return `${this.options.image}|runc|${limits.memoryMb}m|${limits.cpus}c|${limits.pids}p`;
   }
 
   /** A pool container: nothing of any user; its slot directories are empty until a claim mounts a workspace there. */
@@ -376,11 +387,11 @@ export class DockerProvider implements SandboxProvider {
     const slot = await this.slots.create(id, this.uid, this.gid);
     try {
       const container = await docker.createContainer(
-        this.containerConfig({ id, role: 'pool', limits, poolKey: key, slot, mounts: this.slots.mountsFor(slot, { workspace: sandboxPaths.workspace, home: sandboxPaths.home, run: path.dirname(gatewaySocketInside) }) }),
+        this.containerConfig({ id, role: 'pool', runtime: 'runc', limits, poolKey: key, slot, mounts: this.slots.mountsFor(slot, { workspace: sandboxPaths.workspace, home: sandboxPaths.home, run: path.dirname(gatewaySocketInside) }) }),
       );
       try {
         await container.start();
-        await this.waitForBridge(container);
+        await this.waitForBridge(container, 'runc');
       } catch (error) {
         await container.remove({ force: true }).catch(() => undefined);
         throw error;
@@ -410,6 +421,7 @@ export class DockerProvider implements SandboxProvider {
   private containerConfig(input: {
     id: string;
     role: 'sandbox' | 'pool';
+    runtime: SandboxRuntime;
     limits: SandboxLimits;
     workspaceId?: string;
     poolKey?: PoolKey;
@@ -443,7 +455,7 @@ export class DockerProvider implements SandboxProvider {
       NetworkDisabled: false,
       StopTimeout: 1,
       HostConfig: {
-        Runtime: this.runtime,
+        Runtime: input.runtime,
         NetworkMode: 'none',
         CapDrop: ['ALL'],
         SecurityOpt: ['no-new-privileges:true'],
@@ -454,7 +466,7 @@ export class DockerProvider implements SandboxProvider {
         MemorySwap: memoryBytes,
         NanoCpus: Math.round(limits.cpus * 1e9),
         // gVisor's own host threads count too; its sandbox processes are not host processes.
-        PidsLimit: this.runtime === 'runsc' ? limits.pids + 256 : limits.pids,
+        PidsLimit: input.runtime === 'runsc' ? limits.pids + 256 : limits.pids,
         Ulimits: [{ Name: 'core', Soft: 0, Hard: 0 }],
         // The kernel's OOM killer picks a sandbox before the platform.
         OomScoreAdj: 500,
@@ -470,12 +482,12 @@ export class DockerProvider implements SandboxProvider {
    * Waits until socat listens. With runc on this host the container's TCP table is read through its init's
    * /proc entry; otherwise (gVisor, a remote engine) a probe runs inside.
    */
-  private async waitForBridge(container: Dockerode.Container, signal?: AbortSignal): Promise<void> {
+  private async waitForBridge(container: Dockerode.Container, runtime: SandboxRuntime, signal?: AbortSignal): Promise<void> {
     const listening = `0100007F:${this.gatewayPort.toString(16).toUpperCase().padStart(4, '0')} 00000000:0000 0A`;
     const deadline = Date.now() + startTimeoutMs;
     const inspected = await container.inspect();
     const pid = inspected.State.Pid;
-    const viaProc = this.runtime === 'runc' && pid > 0 && (await stat(`/proc/${pid}/net/tcp`).then(() => true, () => false));
+    const viaProc = runtime === 'runc' && pid > 0 && (await stat(`/proc/${pid}/net/tcp`).then(() => true, () => false));
     // One exec that waits inside: under gVisor each exec costs about 100 ms.
     if (!viaProc && (await this.waitInside(container, listening))) return;
     for (let attempt = 0; ; attempt += 1) {

@@ -64,6 +64,7 @@ export function createLocalProvider(options: LocalProviderOptions): LocalProvide
 
 export class LocalProvider implements SandboxProvider {
   readonly kind = 'local' as const;
+  readonly runtimes = [] as const;
   private readonly logger: Logger;
   private readonly uid: number;
   private readonly gid: number;
@@ -94,6 +95,7 @@ export class LocalProvider implements SandboxProvider {
   async acquire(spec: SandboxSpec, signal?: AbortSignal): Promise<Sandbox> {
     if (this.closed) throw new AppError('SANDBOX_UNAVAILABLE', 'sandbox provider is closed');
     validateSpec(spec);
+    if (spec.runtime !== undefined) throw new AppError('BAD_REQUEST', `the local backend has no runtime choice (asked for ${spec.runtime})`);
     signal?.throwIfAborted();
     const { workspaceId } = spec;
     if (this.live.has(workspaceId) || this.starting.has(workspaceId)) {

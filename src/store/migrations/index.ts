@@ -1,6 +1,7 @@
 import type { Migration, MigrationProvider } from 'kysely';
 import { initialSchema } from './0001-initial-schema.ts';
 import { gatewaySchema } from './0002-gateway.ts';
+import { sandboxRuntimeSchema } from './0003-sandbox-runtime.ts';
 
 /**
  * Every migration, keyed by name; Kysely applies them in name order. Kept in code rather than
@@ -9,6 +10,7 @@ import { gatewaySchema } from './0002-gateway.ts';
 export const migrations: Record<string, Migration> = {
   '0001-initial-schema': initialSchema,
   '0002-gateway': gatewaySchema,
+  '0003-sandbox-runtime': sandboxRuntimeSchema,
 };
 
 export const migrationProvider: MigrationProvider = {

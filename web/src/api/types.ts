@@ -13,6 +13,7 @@ export interface Status {
   registration: 'open' | 'invite' | 'closed';
   modelCredential: { configured: boolean; kind: 'api-key' | 'oauth-token' | null } | null;
   limits: { maxMessageBytes: number; maxUploadBytes: number };
+  sandbox: { backend: 'local' | 'docker'; runtimes: Array<'runc' | 'runsc'>; defaultRuntime: 'runc' | 'runsc' | null };
 }
 
 export interface Conversation {
@@ -40,6 +41,7 @@ export interface AgentDefinition {
   disallowedTools: string[];
   maxTurns: number | null;
   limits: AgentLimits;
+  sandboxRuntime?: 'default' | 'runc' | 'runsc';
   /** Fields this app does not edit are kept as they are. */
   [field: string]: unknown;
 }

@@ -27,7 +27,7 @@ const blank: AgentDefinition = {
 type Editing = { mode: 'create'; definition: AgentDefinition } | { mode: 'edit'; agent: Agent; definition: AgentDefinition };
 
 export default function AgentsPage() {
-  const { agents, refreshAgents } = useSession();
+  const { agents, refreshAgents, status } = useSession();
   const [editing, setEditing] = useState<Editing | null>(null);
   const [deleting, setDeleting] = useState<Agent | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -79,6 +79,12 @@ export default function AgentsPage() {
               <dd>
                 {agent.limits.memoryMb} MiB · {agent.limits.cpus} CPU · {agent.limits.turnTimeoutSeconds} s per turn{agent.maxTurns ? ` · ${agent.maxTurns} steps` : ''}
               </dd>
+              {status?.sandbox.runtimes.length ? (
+                <>
+                  <dt>Sandbox</dt>
+                  <dd>{runtimeLabel(agent.sandboxRuntime ?? 'default', status.sandbox.defaultRuntime)}</dd>
+                </>
+              ) : null}
             </dl>
             <div className="card-actions">
               {!agent.builtin ? (
@@ -101,6 +107,8 @@ export default function AgentsPage() {
       {editing ? (
         <AgentEditor
           editing={editing}
+          runtimes={status?.sandbox.runtimes ?? []}
+          defaultRuntime={status?.sandbox.defaultRuntime ?? null}
           onClose={() => setEditing(null)}
           onSaved={async () => {
             await refreshAgents();
@@ -127,7 +135,21 @@ const toolList = (text: string): string[] =>
     .map((tool) => tool.trim())
     .filter(Boolean);
 
-function AgentEditor({ editing, onClose, onSaved }: { editing: Editing; onClose(): void; onSaved(): Promise<void> }) {
+const runtimeNames = { runc: 'runc (containers)', runsc: 'gVisor (runsc, its own kernel)' } as const;
+
+function runtimeLabel(runtime: 'default' | 'runc' | 'runsc', installationDefault: 'runc' | 'runsc' | null): string {
+  if (runtime !== 'default') return runtimeNames[runtime];
+  return installationDefault ? `installation default: ${runtimeNames[installationDefault]}` : 'installation default';
+}
+
+function AgentEditor(props: {
+  editing: Editing;
+  runtimes: Array<'runc' | 'runsc'>;
+  defaultRuntime: 'runc' | 'runsc' | null;
+  onClose(): void;
+  onSaved(): Promise<void>;
+}) {
+  const { editing, runtimes, defaultRuntime, onClose, onSaved } = props;
   const [form, setForm] = useState(() => ({
     ...editing.definition,
     allowedText: editing.definition.allowedTools.join(', '),
@@ -201,6 +223,18 @@ function AgentEditor({ editing, onClose, onSaved }: { editing: Editing; onClose(
             <input type="number" min={1} max={1000} value={form.maxTurns ?? ''} onChange={(event) => set({ maxTurns: event.target.value ? Number(event.target.value) : null })} />
           </label>
         </div>
+        {runtimes.length > 0 ? (
+          <label>
+            Sandbox runtime
+            <select value={form.sandboxRuntime ?? 'default'} onChange={(event) => set({ sandboxRuntime: event.target.value as 'default' | 'runc' | 'runsc' })}>
+              {(['default', ...runtimes] as const).map((runtime) => (
+                <option key={runtime} value={runtime}>
+                  {runtimeLabel(runtime, defaultRuntime)}
+                </option>
+              ))}
+            </select>
+          </label>
+        ) : null}
         {error ? (
           <p className="error-text" role="alert">
             {error}
