@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
-import { mkdir, readdir, readFile, rm, stat, statfs, truncate, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, rm, stat, statfs, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { silentLogger, type Logger } from '../core/logger.ts';
@@ -12,6 +13,8 @@ export interface WorkspaceDisksOptions {
   dataDir: string;
   /** Size of each workspace's file system (workspace and home together), MiB. */
   sizeMb: number;
+  /** Formatted empty images kept ready (default 2), so that a new workspace costs a rename and a mount. */
+  spares?: number;
   logger?: Logger;
 }
 
@@ -30,6 +33,10 @@ export class WorkspaceDisks {
   private support: Promise<string | null> | undefined;
   private readonly pending = new Map<string, Promise<void>>();
   private readonly mounted = new Set<string>();
+  /** Paths of formatted, never mounted images of this size, ready to become a workspace's. */
+  private readonly spares: string[] = [];
+  private filling: Promise<void> | null = null;
+  private closed = false;
 
   constructor(private readonly options: WorkspaceDisksOptions) {
     this.logger = options.logger ?? silentLogger;
@@ -97,8 +104,10 @@ export class WorkspaceDisks {
     await rm(this.image(workspaceId), { force: true });
   }
 
-  /** Unmounts every disk this process mounted (the images stay). */
+  /** Unmounts every disk this process mounted (the images, and the spare ones, stay). */
   async close(): Promise<void> {
+    this.closed = true;
+    await this.filling;
     for (const workspaceId of this.mounted) {
       await execFileAsync('umount', ['-l', this.mountPoint(workspaceId)]).catch(() => undefined);
     }
@@ -121,11 +130,10 @@ export class WorkspaceDisks {
         this.logger.warn({ workspaceId }, 'workspace predates disk limits; it stays unlimited');
         return;
       }
-      await mkdir(path.dirname(image), { recursive: true, mode: 0o700 });
-      await writeFile(image, '', { mode: 0o600 });
-      await truncate(image, this.options.sizeMb * 1024 * 1024);
-      // -m 0: no blocks reserved for root (nothing in the sandbox runs as root); lazy init keeps creation ~40 ms.
-      await execFileAsync('mkfs.ext4', ['-q', '-F', '-m', '0', '-E', 'lazy_itable_init=1,lazy_journal_init=1', image]);
+      const spare = this.spares.pop();
+      if (spare) await rename(spare, image);
+      else await this.format(image);
+      this.fillSpares();
     }
     await execFileAsync('mount', ['-o', 'loop,nosuid,nodev,noatime', image, mountPoint]);
     this.mounted.add(workspaceId);
@@ -133,11 +141,48 @@ export class WorkspaceDisks {
     if (!hasImage) await rm(path.join(mountPoint, 'lost+found'), { recursive: true, force: true });
   }
 
+  /** A new sparse image with an empty ext4 file system. */
+  private async format(image: string): Promise<void> {
+    await mkdir(path.dirname(image), { recursive: true, mode: 0o700 });
+    await writeFile(image, '', { mode: 0o600 });
+    await truncate(image, this.options.sizeMb * 1024 * 1024);
+    // -m 0: no blocks reserved for root (nothing in the sandbox runs as root); lazy init keeps it to ~15 ms.
+    await execFileAsync('mkfs.ext4', ['-q', '-F', '-m', '0', '-E', 'lazy_itable_init=1,lazy_journal_init=1', image]);
+  }
+
+  /** Tops the spare images up in the background, one at a time. */
+  private fillSpares(): void {
+    if (this.filling || this.closed) return;
+    this.filling = (async () => {
+      while (!this.closed && this.spares.length < (this.options.spares ?? 2)) {
+        const spare = path.join(this.disksDirectory, `.spare-${this.options.sizeMb}m-${randomBytes(6).toString('hex')}.ext4`);
+        await this.format(spare);
+        this.spares.push(spare);
+      }
+    })()
+      .catch((error: unknown) => this.logger.warn({ error: error instanceof Error ? error.message : String(error) }, 'could not make a spare workspace disk'))
+      .finally(() => (this.filling = null));
+  }
+
+  /** Spares a previous run left: those of this size are used, others deleted. */
+  private async adoptSpares(): Promise<void> {
+    for (const entry of await readdir(this.disksDirectory).catch(() => [] as string[])) {
+      const match = /^\.spare-(\d+)m-[0-9a-f]+\.ext4$/.exec(entry);
+      if (!match) continue;
+      if (Number(match[1]) === this.options.sizeMb) this.spares.push(path.join(this.disksDirectory, entry));
+      else await rm(path.join(this.disksDirectory, entry), { force: true });
+    }
+  }
+
+  private get disksDirectory(): string {
+    return path.join(this.options.dataDir, 'disks');
+  }
+
   private async probe(): Promise<string | null> {
     if (process.getuid?.() !== 0) return 'needs root (loop mounts)';
     if (!this.enabled) return 'off (no size set)';
     if (this.options.sizeMb < 16) return `${this.options.sizeMb} MiB is too small for a workspace (16 MiB at least)`;
-    const directory = path.join(this.options.dataDir, 'disks');
+    const directory = this.disksDirectory;
     const probe = path.join(directory, `.probe-${process.pid}`);
     const mountPoint = `${probe}.mnt`;
     try {
@@ -147,6 +192,8 @@ export class WorkspaceDisks {
       await execFileAsync('mkfs.ext4', ['-q', '-F', probe]);
       await execFileAsync('mount', ['-o', 'loop', probe, mountPoint]);
       await execFileAsync('umount', [mountPoint]);
+      await this.adoptSpares();
+      this.fillSpares();
       return null;
     } catch (error) {
       const reason = `loop-mounted ext4 images do not work here: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`;
@@ -163,7 +210,7 @@ export class WorkspaceDisks {
   }
 
   private image(workspaceId: string): string {
-    return path.join(this.options.dataDir, 'disks', `${workspaceId}.ext4`);
+    return path.join(this.disksDirectory, `${workspaceId}.ext4`);
   }
 }
 

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiClient, untilTurnEnded } from '../support/api-client.ts';
 import { sandboxProcesses } from '../support/host-processes.ts';
 import { platformSecret, startTestPlatform, type TestPlatform } from '../support/platform.ts';
-import { error, text } from '../support/scripted-model.ts';
+import { error, text, toolUse } from '../support/scripted-model.ts';
 
 /** Host pids of the Claude CLI processes running in this platform's sandboxes. */
 const claudeProcesses = (dataDir: string): number[] => sandboxProcesses(dataDir, 'claude');
@@ -195,5 +195,44 @@ describe('agent definitions reach the CLI', () => {
     test.model.setScript(null);
     expect(events.at(-1)!.data).toMatchObject({ status: 'failed', error: { code: 'UPSTREAM_ERROR' } });
     expect(events.at(-1)!.data.error.message).toMatch(/400/);
+  });
+});
+
+describe('an agent process killed for memory', () => {
+  let test: TestPlatform;
+  let alice: ApiClient;
+  beforeAll(async () => {
+    test = await startTestPlatform();
+    alice = await test.api.registerWithToken('alice@example.com');
+  });
+  afterAll(() => test?.close());
+
+  it('ends the turn with SANDBOX_OUT_OF_MEMORY rather than a bare crash, and the next message resumes the session', async () => {
+    const agent = await alice.request('POST', '/api/agents', { name: 'small', model: 'claude-sonnet-5', limits: { memoryMb: 512, cpus: 1, turnTimeoutSeconds: 120 } });
+    const { body: conversation } = await alice.request('POST', '/api/conversations', { agentId: agent.body.id });
+    // The CLI makes itself the OOM killer's first choice, then a command grows past the limit.
+    const grow = `python3 -c 'import time\nl = []\nwhile True: l.append(b"x" * (16 << 20)); time.sleep(0.01)'`;
+    test.model.setScript((request) =>
+      request.lastUserText.includes('grow')
+        ? toolUse('Bash', { command: `for p in $(pgrep -x claude); do echo 1000 > /proc/$p/oom_score_adj; done; ${grow}`, description: 'grow' })
+        : text(`resumed with ${request.body.messages?.length ?? 0} messages`),
+    );
+    const sent = await alice.request('POST', `/api/conversations/${conversation.id}/messages`, { text: 'grow until it stops' });
+    const events = await alice.readEvents(conversation.id, { until: untilTurnEnded(sent.body.turnId), timeoutMs: 60_000 });
+    const ended = events.at(-1)!.data;
+    expect(ended, JSON.stringify(events.map((event) => event.data))).toMatchObject({
+      status: 'failed',
+      error: { code: 'SANDBOX_OUT_OF_MEMORY', message: expect.stringContaining('memory limit of 512 MiB') },
+    });
+    const notices = events.filter((event) => event.event === 'error' && event.data.code === 'SANDBOX_OUT_OF_MEMORY');
+    expect(notices.length).toBeGreaterThanOrEqual(1);
+    expect(events.some((event) => event.event === 'error' && event.data.code === 'AGENT_FAILED')).toBe(false);
+
+    const next = await alice.request('POST', `/api/conversations/${conversation.id}/messages`, { text: 'are you back?' });
+    const after = await alice.readEvents(conversation.id, { after: events.at(-1)!.id!, until: untilTurnEnded(next.body.turnId) });
+    expect(after.at(-1)!.data.status).toBe('completed');
+    // The resumed CLI sent the earlier exchange too.
+    const [, count] = /resumed with (\d+) messages/.exec(after.find((event) => event.event === 'message.completed')!.data.text)!;
+    expect(Number(count)).toBeGreaterThan(1);
   });
 });
