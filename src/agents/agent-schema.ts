@@ -37,7 +37,9 @@ const fields = {
   limits: agentLimitsSchema,
   egressDomains: egressDomainsSchema,
   /** The Docker runtime of the agent's sandboxes; `default`: the installation's (AGENTYARD_DOCKER_RUNTIME). */
-  sandboxRuntime: z.enum(['default', 'runc', 'runsc']),
+  sandboxRuntime: z
+    .enum(['default', 'runc', 'runsc'])
+    .describe('the Docker runtime of the agent’s sandboxes: runc, gVisor’s runsc, or default (the installation’s); GET /api/status lists the choices'),
 };
 
 /** What a user may set on an agent; the API validates bodies with it and the OpenAPI spec shows it. */

@@ -32,8 +32,8 @@ export class LimitWatch {
       notices.push({
         code: 'SANDBOX_OUT_OF_MEMORY',
         message:
-          `${kills === 1 ? 'a process' : `${kills} processes`} in the sandbox went over the agent's memory limit of ${this.memoryMb} MiB and ` +
-          `${kills === 1 ? 'was' : 'were'} killed; raise the agent's memory limit if its work needs more`,
+          `${kills === 1 ? 'a process' : `${kills} processes`} in the sandbox ${kills === 1 ? 'was' : 'were'} killed: the sandbox reached ` +
+          `the agent's memory limit of ${this.memoryMb} MiB; raise the limit if the agent's work needs more`,
       });
     }
     const full = pressure.disk !== null && isDiskFull(pressure.disk);

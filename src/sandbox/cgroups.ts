@@ -275,10 +275,7 @@ export class SandboxCgroup {
   async oomKills(): Promise<number> {
     const entry = this.entries.find((candidate) => candidate.controllers.includes('memory'));
     if (!entry) return 0;
-    // v1: memory.oom_control has `oom_kill N` (Linux 4.13+); v2: memory.events has the same line.
-    const file = path.join(entry.directory, this.version === 'v1' ? 'memory.oom_control' : 'memory.events');
-    const text = await readFile(file, 'utf8').catch(() => '');
-    return Number(/^oom_kill (\d+)$/m.exec(text)?.[1] ?? 0);
+    return (await readOomKillCount(path.join(entry.directory, oomCountFile[this.version]))) ?? 0;
   }
 
   /** The cgroup's directories: one per v1 hierarchy, or the one v2 directory. */
@@ -392,6 +389,35 @@ async function writeLimitV2(directory: string, controller: CgroupController, lim
 async function enableController(directory: string, controller: CgroupController): Promise<void> {
   const enabled = (await readFile(path.join(directory, 'cgroup.subtree_control'), 'utf8')).split(/\s+/);
   if (!enabled.includes(controller)) await writeFile(path.join(directory, 'cgroup.subtree_control'), `+${controller}`);
+}
+
+/** The file of a memory cgroup whose `oom_kill N` line counts its OOM kills (Linux 4.13+ on v1). */
+const oomCountFile = { v1: 'memory.oom_control', v2: 'memory.events' } as const;
+
+/** The `oom_kill` count of a memory cgroup's file; null when it cannot be read (the cgroup is gone). */
+export async function readOomKillCount(file: string): Promise<number | null> {
+  const text = await readFile(file, 'utf8').catch(() => null);
+  const match = text === null ? null : /^oom_kill (\d+)$/m.exec(text);
+  return match ? Number(match[1]) : null;
+}
+
+/**
+ * The OOM-kill count file of the memory cgroup a host process is in (a container's init, say), or null when this
+ * host's cgroup tree does not show it.
+ */
+export async function oomCountFileOf(pid: number): Promise<string | null> {
+  const membership = await readFile(`/proc/${pid}/cgroup`, 'utf8').catch(() => '');
+  const v1 = /^\d+:(?:[^:]*,)?memory(?:,[^:]*)?:(.*)$/m.exec(membership)?.[1];
+  if (v1 !== undefined) {
+    const mount = (await readV1Mounts()).get('memory');
+    return mount ? path.join(mount, v1, oomCountFile.v1) : null;
+  }
+  const v2 = /^0::(.*)$/m.exec(membership)?.[1];
+  if (v2 === undefined) return null;
+  const text = await readFile('/proc/self/mountinfo', 'utf8');
+  const line = text.split('\n').find((candidate) => candidate.split(' - ')[1]?.startsWith('cgroup2 '));
+  const mount = line?.split(' ')[4];
+  return mount ? path.join(unescapeMountPath(mount), v2, oomCountFile.v2) : null;
 }
 
 /** Mount points of the v1 hierarchies holding each controller, from /proc/self/mountinfo. */

@@ -122,6 +122,7 @@ for (const backend of backends) {
       }
       const events = await alice.readEvents(conversation, { until: (all) => all.some((event) => event.event === 'turn.ended') });
       const errors = events.filter((event) => event.event === 'error').map((event) => event.data);
+      console.log(`[${backend.name}] memory bomb: ${'output' in result ? 'the command was killed, the turn completed' : 'the turn failed'}; events: ${errors.map((error) => error.code).join(', ')}`);
       expect(errors, JSON.stringify(events.map((event) => event.data))).toContainEqual(
         expect.objectContaining({ code: 'SANDBOX_OUT_OF_MEMORY', message: expect.stringContaining('memory limit of') }),
       );

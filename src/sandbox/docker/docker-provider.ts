@@ -355,7 +355,7 @@ export class DockerProvider implements SandboxProvider {
         }
         // Claimed pool containers carry no workspace label: find the sandbox by its container.
         const sandbox = [...this.live.values()].find((candidate) => candidate.containerId === event.id);
-        if (event.Action === 'oom') sandbox?.noteOomKill();
+        if (event.Action === 'oom') sandbox?.noteOom();
         else if (event.id) {
           sandbox?.markGone();
           this.pool.forget(event.id);

@@ -13,6 +13,7 @@ import {
   type SandboxPressure,
   type WorkspaceFileAccess,
 } from '../../core/sandbox.ts';
+import { oomCountFileOf, readOomKillCount } from '../cgroups.ts';
 import { dockerMessage, dockerStatus } from './docker-client.ts';
 
 /** Everything a DockerSandbox needs once its container runs; the provider gathers it. */
@@ -49,7 +50,11 @@ export class DockerSandbox implements Sandbox {
   private releasing: Promise<void> | undefined;
   private gone = false;
   private paused = false;
+  /** OOM kills as last counted, and what counts them. */
   private oomKills = 0;
+  private oomEvents = 0;
+  private oomEventsCounted = 0;
+  private oomFile: Promise<string | null> | undefined;
 
   constructor(private readonly state: DockerSandboxInit) {
     this.id = state.id;
@@ -70,13 +75,31 @@ export class DockerSandbox implements Sandbox {
     this.release().catch(() => undefined);
   }
 
-  /** The engine reported an OOM kill in the container (the provider watches events). */
-  noteOomKill(): void {
-    this.oomKills += 1;
-    this.state.logger.warn({ sandboxId: this.id, workspaceId: this.workspaceId }, 'sandbox process killed: out of memory');
+  /** The engine reported an OOM in the container (the provider watches events); one kill may bring several. */
+  noteOom(): void {
+    this.oomEvents += 1;
+    this.state.logger.warn({ sandboxId: this.id, workspaceId: this.workspaceId }, 'sandbox out of memory');
   }
 
+  /**
+   * OOM kills come from the container's memory cgroup, which counts them exactly. Where it cannot be read (a remote
+   * engine, or the container is gone, as a gVisor sandbox killed whole is), an OOM event since the last count is
+   * one more kill.
+   */
   async pressure(): Promise<SandboxPressure> {
+    this.oomFile ??= this.state.container.inspect().then(
+      (inspected) => (inspected.State.Pid > 0 ? oomCountFileOf(inspected.State.Pid) : null),
+      () => null,
+    );
+    const file = await this.oomFile;
+    const counted = file ? await readOomKillCount(file) : null;
+    if (counted !== null) {
+      this.oomKills = Math.max(this.oomKills, counted);
+      this.oomEventsCounted = this.oomEvents;
+    } else if (this.oomEvents > this.oomEventsCounted) {
+      this.oomKills += 1;
+      this.oomEventsCounted = this.oomEvents;
+    }
     return { oomKills: this.oomKills, disk: await this.state.disk() };
   }
 
