@@ -198,7 +198,7 @@ export interface Config {
         runtime: 'runc' | 'runsc';
         /** DOCKER_HOST; the default socket when unset. */
         dockerHost: string | undefined;
-        /** Warm containers kept per image, runtime and limits. */
+        /** Warm runc containers kept per image and limits. */
         poolSize: number;
         /** Size limit of each workspace, MiB (a loop-mounted ext4 image); 0: none. */
         workspaceDiskMb: number;

@@ -43,11 +43,13 @@ describe.skipIf(!isRoot)('WorkspaceDisks', () => {
     await expect.poll(spares, { timeout: 10_000 }).toHaveLength(2);
     await first.close();
 
-    // Spares of another size are of no use: a run with another size deletes them.
+    // Spares of another size are of no use, nor one a crashed run was still making: both are deleted.
     await writeFile(path.join(dataDir, 'disks', '.spare-32m-0123456789ab.ext4'), '');
+    await writeFile(path.join(dataDir, 'disks', '.making-64m-0123456789ab.ext4'), '');
     const second = open(64);
     expect(await second.unsupported()).toBeNull();
     expect(await spares()).toHaveLength(2);
+    expect((await readdir(path.join(dataDir, 'disks'))).filter((name) => name.startsWith('.making-'))).toEqual([]);
     const before = await Promise.all((await spares()).map((name) => inode(path.join(dataDir, 'disks', name))));
     await second.ensure('w2');
     // The new workspace's image is one of the spares, renamed.

@@ -155,8 +155,12 @@ export class WorkspaceDisks {
     if (this.filling || this.closed) return;
     this.filling = (async () => {
       while (!this.closed && this.spares.length < (this.options.spares ?? 2)) {
-        const spare = path.join(this.disksDirectory, `.spare-${this.options.sizeMb}m-${randomBytes(6).toString('hex')}.ext4`);
-        await this.format(spare);
+        const name = `${this.options.sizeMb}m-${randomBytes(6).toString('hex')}.ext4`;
+        // Named a spare only once complete, so that a crash meanwhile leaves nothing a later run would mount.
+        const making = path.join(this.disksDirectory, `.making-${name}`);
+        const spare = path.join(this.disksDirectory, `.spare-${name}`);
+        await this.format(making);
+        await rename(making, spare);
         this.spares.push(spare);
       }
     })()
@@ -164,12 +168,12 @@ export class WorkspaceDisks {
       .finally(() => (this.filling = null));
   }
 
-  /** Spares a previous run left: those of this size are used, others deleted. */
+  /** Spares a previous run left: those of this size are used; others, and any it was still making, deleted. */
   private async adoptSpares(): Promise<void> {
     for (const entry of await readdir(this.disksDirectory).catch(() => [] as string[])) {
-      const match = /^\.spare-(\d+)m-[0-9a-f]+\.ext4$/.exec(entry);
+      const match = /^\.(spare|making)-(\d+)m-[0-9a-f]+\.ext4$/.exec(entry);
       if (!match) continue;
-      if (Number(match[1]) === this.options.sizeMb) this.spares.push(path.join(this.disksDirectory, entry));
+      if (match[1] === 'spare' && Number(match[2]) === this.options.sizeMb) this.spares.push(path.join(this.disksDirectory, entry));
       else await rm(path.join(this.disksDirectory, entry), { force: true });
     }
   }

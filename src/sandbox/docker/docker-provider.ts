@@ -42,7 +42,7 @@ export interface DockerProviderOptions {
   /** Port inside the sandbox at which the gateway bridge listens (default 4180). */
   gatewayPort?: number;
   /**
-   * Warm containers kept ready per image, runtime and limits (default 0). Pooled containers get their workspace by
+   * Warm runc containers kept ready per image and limits (default 0). Pooled containers get their workspace by
    * mount propagation at claim, which needs a local engine, root, and runc; otherwise every acquire starts cold.
    */
   poolSize?: number;
@@ -258,7 +258,7 @@ export class DockerProvider implements SandboxProvider {
       limit('limits.cpu', info?.CpuCfsQuota, 'CFS quota', 'the engine reports no CFS quota'),
     );
     const poolDetail = await this.poolUsable().then(
-      (usable) => (usable ? `${this.options.poolSize ?? 0} per image, runtime and limits` : 'off'),
+      (usable) => (usable ? `${this.options.poolSize ?? 0} warm runc containers per image and limits` : 'off'),
       () => 'off',
     );
     checks.push({ name: 'warm pool', ok: true, detail: poolDetail });
