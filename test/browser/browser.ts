@@ -38,3 +38,13 @@ export async function launchBrowser(): Promise<Browser> {
 export async function snap(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: path.join(artifactsDir, `${name}.png`), fullPage: false });
 }
+
+/** Creates an account through the sign-in page and waits for the empty conversation list. */
+export async function signUpThroughPage(page: Page, url: string, email: string, password = 'correct horse battery'): Promise<void> {
+  await page.goto(url);
+  await page.getByRole('tab', { name: 'Create account' }).click();
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(password);
+  await page.locator('form button[type=submit]').click();
+  await page.getByRole('heading', { name: 'No conversations yet' }).waitFor();
+}

@@ -6,7 +6,7 @@ import type { EventData } from '../../src/core/events.ts';
 import type { ApiClient } from '../support/api-client.ts';
 import { dockerUnavailable, testImage } from '../../src/sandbox/docker/docker-test-support.ts';
 import { startTestPlatform, type TestPlatform } from '../support/platform.ts';
-import { artifactsDir, buildWebApp, launchBrowser, snap } from './browser.ts';
+import { artifactsDir, buildWebApp, launchBrowser, signUpThroughPage, snap } from './browser.ts';
 
 const initialJsBudgetBytes = 300 * 1024;
 const dockerSkip = await dockerUnavailable('runc', process.env);
@@ -69,12 +69,7 @@ describe('web app pages in Chromium', () => {
     const other = await browser.newContext({ viewport: { width: 1360, height: 860 } });
     try {
       const otherPage = await other.newPage();
-      await otherPage.goto(bare.platform.url);
-      await otherPage.getByRole('tab', { name: 'Create account' }).click();
-      await otherPage.getByLabel('Email').fill('owner@example.com');
-      await otherPage.getByLabel('Password').fill('correct horse battery');
-      await otherPage.locator('form button[type=submit]').click();
-      await otherPage.getByRole('heading', { name: 'No conversations yet' }).waitFor();
+      await signUpThroughPage(otherPage, bare.platform.url, 'owner@example.com');
       await otherPage.getByText('No model credential is configured').waitFor();
       await expect(otherPage.locator('.banner.warning').innerText()).resolves.toContain('ANTHROPIC_API_KEY');
       await snap(otherPage, '10-no-credentials-empty-state');
@@ -137,12 +132,7 @@ describe('web app pages in Chromium', () => {
     const other = await browser.newContext({ viewport: { width: 1360, height: 860 } });
     try {
       const otherPage = await other.newPage();
-      await otherPage.goto(docker.platform.url);
-      await otherPage.getByRole('tab', { name: 'Create account' }).click();
-      await otherPage.getByLabel('Email').fill('owner@example.com');
-      await otherPage.getByLabel('Password').fill('correct horse battery');
-      await otherPage.locator('form button[type=submit]').click();
-      await otherPage.getByRole('heading', { name: 'No conversations yet' }).waitFor();
+      await signUpThroughPage(otherPage, docker.platform.url, 'owner@example.com');
       await otherPage.getByRole('link', { name: 'Agents' }).click();
       await otherPage.getByRole('button', { name: 'New agent' }).click();
       const dialog = otherPage.getByRole('dialog');
