@@ -3,6 +3,7 @@ import { access, constants, mkdir, readdir, readFile, rmdir, stat, writeFile } f
 import path from 'node:path';
 import type { SandboxLimits } from '../core/sandbox.ts';
 import { silentLogger, type Logger } from '../core/logger.ts';
+import { readMounts } from './mount-table.ts';
 
 /** A cgroup controller that holds one of the SandboxLimits. */
 export type CgroupController = 'memory' | 'pids' | 'cpu';
@@ -414,29 +415,17 @@ export async function oomCountFileOf(pid: number): Promise<string | null> {
   }
   const v2 = /^0::(.*)$/m.exec(membership)?.[1];
   if (v2 === undefined) return null;
-  const text = await readFile('/proc/self/mountinfo', 'utf8');
-  const line = text.split('\n').find((candidate) => candidate.split(' - ')[1]?.startsWith('cgroup2 '));
-  const mount = line?.split(' ')[4];
-  return mount ? path.join(unescapeMountPath(mount), v2, oomCountFile.v2) : null;
+  const mount = (await readMounts()).find((entry) => entry.fsType === 'cgroup2')?.target;
+  return mount ? path.join(mount, v2, oomCountFile.v2) : null;
 }
 
-/** Mount points of the v1 hierarchies holding each controller, from /proc/self/mountinfo. */
+/** Mount points of the v1 hierarchies holding each controller, from the mount table. */
 async function readV1Mounts(): Promise<Map<CgroupController | 'freezer', string>> {
   const mounts = new Map<CgroupController | 'freezer', string>();
-  const text = await readFile('/proc/self/mountinfo', 'utf8');
-  for (const line of text.split('\n')) {
-    const [before, after] = line.split(' - ');
-    if (!before || !after) continue;
-    const [fsType, , superOptions = ''] = after.split(' ');
-    if (fsType !== 'cgroup') continue;
-    const fields = before.split(' ');
-    const mountPoint = fields[4];
-    const readOnly = (fields[5] ?? '').split(',').includes('ro');
-    if (!mountPoint || readOnly) continue;
-    const options = superOptions.split(',');
-    if (options.includes('freezer') && !mounts.has('freezer')) mounts.set('freezer', unescapeMountPath(mountPoint));
-    for (const controller of controllers) {
-      if (options.includes(controller) && !mounts.has(controller)) mounts.set(controller, unescapeMountPath(mountPoint));
+  for (const entry of await readMounts()) {
+    if (entry.fsType !== 'cgroup' || entry.readOnly) continue;
+    for (const name of ['freezer', ...controllers] as const) {
+      if (entry.superOptions.includes(name) && !mounts.has(name)) mounts.set(name, entry.target);
     }
   }
   return mounts;
@@ -446,9 +435,6 @@ const enabledOf = (support: CgroupSupport): CgroupController[] =>
   controllers.filter((controller) => support.controllers[controller]);
 
 const cpuQuota = (cpus: number): number => Math.max(1_000, Math.round(cpus * cpuPeriodMicros));
-
-const unescapeMountPath = (value: string): string =>
-  value.replace(/\\([0-7]{3})/g, (_match, octal: string) => String.fromCharCode(parseInt(octal, 8)));
 
 const errorMessage = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 

@@ -1,10 +1,11 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, stat, statfs, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat, statfs, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { silentLogger, type Logger } from '../core/logger.ts';
 import type { BackendCheck, SandboxPressure, WorkspaceFileAccess } from '../core/sandbox.ts';
+import { isMountPoint } from './mount-table.ts';
 
 const execFileAsync = promisify(execFile);
 
@@ -33,6 +34,8 @@ export class WorkspaceDisks {
   private support: Promise<string | null> | undefined;
   private readonly pending = new Map<string, Promise<void>>();
   private readonly mounted = new Set<string>();
+  /** Workspaces that predate disk limits and stay plain directories. */
+  private readonly unlimited = new Set<string>();
   /** Paths of formatted, never mounted images of this size, ready to become a workspace's. */
   private readonly spares: string[] = [];
   private filling: Promise<void> | null = null;
@@ -53,6 +56,8 @@ export class WorkspaceDisks {
    * files without a disk (made before limits were on) is left as it is, unlimited.
    */
   ensure(workspaceId: string): Promise<void> {
+    // Every file operation passes here: a disk this process mounted needs no look at the mount table.
+    if (this.mounted.has(workspaceId) || this.unlimited.has(workspaceId)) return Promise.resolve();
     let running = this.pending.get(workspaceId);
     if (!running) {
       running = this.mount(workspaceId).finally(() => this.pending.delete(workspaceId));
@@ -101,6 +106,7 @@ export class WorkspaceDisks {
     const mountPoint = this.mountPoint(workspaceId);
     if (await isMountPoint(mountPoint)) await execFileAsync('umount', ['-l', mountPoint]);
     this.mounted.delete(workspaceId);
+    this.unlimited.delete(workspaceId);
     await rm(this.image(workspaceId), { force: true });
   }
 
@@ -128,6 +134,7 @@ export class WorkspaceDisks {
       const existing = await readdir(mountPoint);
       if (existing.length > 0) {
         this.logger.warn({ workspaceId }, 'workspace predates disk limits; it stays unlimited');
+        this.unlimited.add(workspaceId);
         return;
       }
       const spare = this.spares.pop();
@@ -209,20 +216,12 @@ export class WorkspaceDisks {
     }
   }
 
+  /** Absolute, as the mount table has it. */
   private mountPoint(workspaceId: string): string {
-    return path.join(this.options.dataDir, 'workspaces', workspaceId);
+    return path.resolve(this.options.dataDir, 'workspaces', workspaceId);
   }
 
   private image(workspaceId: string): string {
     return path.join(this.disksDirectory, `${workspaceId}.ext4`);
   }
-}
-
-async function isMountPoint(directory: string): Promise<boolean> {
-  const text = await readFile('/proc/self/mountinfo', 'utf8');
-  const resolved = path.resolve(directory);
-  return text.split('\n').some((line) => {
-    const target = line.split(' ')[4];
-    return target !== undefined && target.replace(/\\([0-7]{3})/g, (_match, octal: string) => String.fromCharCode(parseInt(octal, 8))) === resolved;
-  });
 }

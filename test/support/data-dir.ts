@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
-import { readFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { promisify } from 'node:util';
+import { mountsUnder } from '../../src/sandbox/mount-table.ts';
 
 const execFileAsync = promisify(execFile);
 
@@ -15,14 +16,4 @@ export async function removeDataDir(directory: string): Promise<void> {
     for (const target of mounted) await execFileAsync('umount', ['-l', target]).catch(() => undefined);
   }
   await rm(directory, { recursive: true, force: true });
-}
-
-/** Mount points at or under a directory, deepest first. */
-async function mountsUnder(directory: string): Promise<string[]> {
-  const text = await readFile('/proc/self/mountinfo', 'utf8');
-  return text
-    .split('\n')
-    .map((line) => (line.split(' ')[4] ?? '').replace(/\\([0-7]{3})/g, (_match, octal: string) => String.fromCharCode(parseInt(octal, 8))))
-    .filter((target) => target === directory || target.startsWith(`${directory}/`))
-    .sort((a, b) => b.length - a.length);
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFile, rm, stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type Dockerode from 'dockerode';
 import { AppError } from '../../core/errors.ts';
@@ -16,9 +16,7 @@ import {
   type WorkspaceFileAccess,
 } from '../../core/sandbox.ts';
 import { validateSpec, validateWorkspaceId } from '../local/local-provider.ts';
-import { createWorkspaceDisks, type WorkspaceDisks } from '../workspace-disks.ts';
-import { prepareWorkspaceDirectories, workspaceBase } from '../workspace-dirs.ts';
-import { createWorkspaceFiles } from '../workspace-files.ts';
+import { createWorkspaces, type Workspaces } from '../workspaces.ts';
 import { connectDocker, dockerMessage, type DockerClient } from './docker-client.ts';
 import { DockerSandbox } from './docker-sandbox.ts';
 import { createSlotMounts, type SlotMounts } from './slot-mounts.ts';
@@ -86,7 +84,7 @@ export class DockerProvider implements SandboxProvider {
   private readonly starting = new Set<string>();
   private readonly pool: WarmPool;
   private readonly slots: SlotMounts;
-  private readonly disks: WorkspaceDisks;
+  private readonly workspaces: Workspaces;
   private client: Promise<DockerClient> | undefined;
   private ready: Promise<void> | undefined;
   private events: NodeJS.ReadableStream | undefined;
@@ -102,8 +100,15 @@ export class DockerProvider implements SandboxProvider {
       throw new AppError('BAD_REQUEST', 'sandboxUid and sandboxGid must be positive integers (never root)');
     }
     this.installation = createHash('sha256').update(path.resolve(options.dataDir)).digest('hex').slice(0, 16);
-    this.slots = createSlotMounts({ directory: path.join(options.dataDir, 'docker', 'slots'), logger: this.logger });
-    this.disks = createWorkspaceDisks({ dataDir: options.dataDir, sizeMb: options.workspaceDiskMb ?? 0, logger: this.logger });
+    this.slots = createSlotMounts({ directory: path.resolve(options.dataDir, 'docker', 'slots'), logger: this.logger });
+    this.workspaces = createWorkspaces({
+      dataDir: options.dataDir,
+      uid: this.uid,
+      gid: this.gid,
+      ...(options.maxFileBytes !== undefined ? { maxFileBytes: options.maxFileBytes } : {}),
+      ...(options.workspaceDiskMb !== undefined ? { diskMb: options.workspaceDiskMb } : {}),
+      logger: this.logger,
+    });
     this.pool = new WarmPool({
       size: options.poolSize ?? 0,
       create: (key) => this.createPooled(key),
@@ -129,8 +134,7 @@ export class DockerProvider implements SandboxProvider {
       const docker = await this.docker();
       await this.start();
       await assertSocket(spec.gatewaySocket);
-      await this.disks.ensure(workspaceId);
-      const directories = await prepareWorkspaceDirectories(this.options.dataDir, workspaceId, { uid: this.uid, gid: this.gid });
+      const directories = await this.workspaces.prepare(workspaceId);
       signal?.throwIfAborted();
       const runtime = spec.runtime ?? this.runtime;
       const key = this.poolKey(spec.limits);
@@ -162,7 +166,7 @@ export class DockerProvider implements SandboxProvider {
         uid: this.uid,
         gid: this.gid,
         emulateTty: runtime === 'runsc',
-        disk: () => this.disks.usage(workspaceId),
+        disk: () => this.workspaces.usage(workspaceId),
         logger: this.logger,
         onReleased: async (released) => {
           if (slot) await this.slots.remove(slot).catch((error: unknown) => this.logger.warn({ error, slot }, 'could not remove a pool slot'));
@@ -190,21 +194,14 @@ export class DockerProvider implements SandboxProvider {
 
   workspaceFiles(workspaceId: string): WorkspaceFileAccess {
     validateWorkspaceId(workspaceId);
-    const files = createWorkspaceFiles({
-      root: path.join(workspaceBase(this.options.dataDir, workspaceId), 'workspace'),
-      uid: this.uid,
-      gid: this.gid,
-      ...(this.options.maxFileBytes !== undefined ? { maxBytes: this.options.maxFileBytes } : {}),
-    });
-    return this.disks.files(workspaceId, files);
+    return this.workspaces.files(workspaceId);
   }
 
   async removeWorkspace(workspaceId: string): Promise<void> {
     validateWorkspaceId(workspaceId);
     if (this.starting.has(workspaceId)) throw new AppError('CONFLICT', `workspace ${workspaceId} has a sandbox starting`);
     await this.live.get(workspaceId)?.release();
-    await this.disks.remove(workspaceId);
-    await rm(workspaceBase(this.options.dataDir, workspaceId), { recursive: true, force: true });
+    await this.workspaces.remove(workspaceId);
     this.logger.info({ workspaceId }, 'workspace removed');
   }
 
@@ -262,7 +259,7 @@ export class DockerProvider implements SandboxProvider {
       () => 'off',
     );
     checks.push({ name: 'warm pool', ok: true, detail: poolDetail });
-    checks.push(await this.disks.check());
+    checks.push(await this.workspaces.check());
     return checks;
   }
 
@@ -271,7 +268,7 @@ export class DockerProvider implements SandboxProvider {
     await Promise.allSettled([...this.live.values()].map((sandbox) => sandbox.release()));
     await this.pool.close();
     await this.slots.close();
-    await this.disks.close();
+    await this.workspaces.close();
     (this.events as { destroy?: () => void } | undefined)?.destroy?.();
   }
 

@@ -1,9 +1,10 @@
 import { execFile } from 'node:child_process';
-import { chown, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chown, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type Dockerode from 'dockerode';
 import type { Logger } from '../../core/logger.ts';
+import { mountsUnder, readMounts } from '../mount-table.ts';
 
 const execFileAsync = promisify(execFile);
 const slotPattern = /^pool_[A-Za-z0-9_-]+$/;
@@ -133,22 +134,5 @@ async function mount(source: string, target: string): Promise<void> {
 }
 
 async function mountedUnder(directory: string): Promise<boolean> {
-  const mounts = await readMounts();
-  return mounts.some((entry) => entry.target === directory || entry.target.startsWith(`${directory}/`));
-}
-
-async function readMounts(): Promise<Array<{ target: string; shared: boolean }>> {
-  const text = await readFile('/proc/self/mountinfo', 'utf8');
-  return text
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => {
-      const fields = line.split(' ');
-      const separator = fields.indexOf('-');
-      const optional = fields.slice(6, separator);
-      return {
-        target: (fields[4] ?? '').replace(/\\([0-7]{3})/g, (_match, octal: string) => String.fromCharCode(parseInt(octal, 8))),
-        shared: optional.some((field) => field.startsWith('shared:')),
-      };
-    });
+  return (await mountsUnder(directory)).length > 0;
 }

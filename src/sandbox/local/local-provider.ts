@@ -8,9 +8,7 @@ import { newId } from '../../core/ids.ts';
 import { silentLogger, type Logger } from '../../core/logger.ts';
 import type { BackendCheck, Sandbox, SandboxLimits, SandboxProvider, SandboxSpec, WorkspaceFileAccess } from '../../core/sandbox.ts';
 import { createHostCgroups, type CgroupController, type CgroupSupport, type HostCgroups, type SandboxCgroup } from '../cgroups.ts';
-import { createWorkspaceDisks, type WorkspaceDisks } from '../workspace-disks.ts';
-import { prepareWorkspaceDirectories, workspaceBase } from '../workspace-dirs.ts';
-import { createWorkspaceFiles } from '../workspace-files.ts';
+import { createWorkspaces, type Workspaces } from '../workspaces.ts';
 import { buildEtcFiles, buildInitArgv, buildLauncherArgv, optionsOnFd, sandboxTools, type LauncherOptions } from './bwrap-args.ts';
 import { LocalSandbox } from './local-sandbox.ts';
 
@@ -70,7 +68,7 @@ export class LocalProvider implements SandboxProvider {
   private readonly gid: number;
   private readonly gatewayPort: number;
   private readonly cgroups: HostCgroups;
-  private readonly disks: WorkspaceDisks;
+  private readonly workspaces: Workspaces;
   private readonly live = new Map<string, LocalSandbox>();
   /** Workspaces with an acquire in progress, so two acquires cannot both win. */
   private readonly starting = new Set<string>();
@@ -89,7 +87,14 @@ export class LocalProvider implements SandboxProvider {
       throw new AppError('BAD_REQUEST', 'gatewayPort must be a TCP port');
     }
     this.cgroups = createHostCgroups({ logger: this.logger });
-    this.disks = createWorkspaceDisks({ dataDir: options.dataDir, sizeMb: options.workspaceDiskMb ?? 0, logger: this.logger });
+    this.workspaces = createWorkspaces({
+      dataDir: options.dataDir,
+      uid: this.uid,
+      gid: this.gid,
+      ...(options.maxFileBytes !== undefined ? { maxFileBytes: options.maxFileBytes } : {}),
+      ...(options.workspaceDiskMb !== undefined ? { diskMb: options.workspaceDiskMb } : {}),
+      logger: this.logger,
+    });
   }
 
   async acquire(spec: SandboxSpec, signal?: AbortSignal): Promise<Sandbox> {
@@ -111,8 +116,7 @@ export class LocalProvider implements SandboxProvider {
       const tools = await this.hostTools();
       await this.assertClaudeBinary();
       await assertSocket(spec.gatewaySocket);
-      await this.disks.ensure(workspaceId);
-      const directories = await prepareWorkspaceDirectories(this.options.dataDir, workspaceId, { uid: this.uid, gid: this.gid });
+      const directories = await this.workspaces.prepare(workspaceId);
       const etcFiles = await this.writeRuntimeFiles(runtimeDir, id, spec);
       cgroup = this.options.cgroups === false ? null : await this.cgroups.create(id, spec.limits);
       const launcher = await this.launcherOptions(tools, cgroup, spec.limits);
@@ -160,7 +164,7 @@ export class LocalProvider implements SandboxProvider {
         launcher,
         uid: this.uid,
         gid: this.gid,
-        disk: () => this.disks.usage(workspaceId),
+        disk: () => this.workspaces.usage(workspaceId),
         logger: this.logger,
         onReleased: (released) => {
           if (this.live.get(workspaceId) === released) this.live.delete(workspaceId);
@@ -195,21 +199,14 @@ export class LocalProvider implements SandboxProvider {
 
   workspaceFiles(workspaceId: string): WorkspaceFileAccess {
     validateWorkspaceId(workspaceId);
-    const files = createWorkspaceFiles({
-      root: path.join(workspaceBase(this.options.dataDir, workspaceId), 'workspace'),
-      uid: this.uid,
-      gid: this.gid,
-      ...(this.options.maxFileBytes !== undefined ? { maxBytes: this.options.maxFileBytes } : {}),
-    });
-    return this.disks.files(workspaceId, files);
+    return this.workspaces.files(workspaceId);
   }
 
   async removeWorkspace(workspaceId: string): Promise<void> {
     validateWorkspaceId(workspaceId);
     if (this.starting.has(workspaceId)) throw new AppError('CONFLICT', `workspace ${workspaceId} has a sandbox starting`);
     await this.live.get(workspaceId)?.release();
-    await this.disks.remove(workspaceId);
-    await rm(workspaceBase(this.options.dataDir, workspaceId), { recursive: true, force: true });
+    await this.workspaces.remove(workspaceId);
     this.logger.info({ workspaceId }, 'workspace removed');
   }
 
@@ -251,7 +248,7 @@ export class LocalProvider implements SandboxProvider {
         ...(ok ? {} : { fix: cgroupFix(limit) }),
       });
     }
-    checks.push(await this.disks.check());
+    checks.push(await this.workspaces.check());
     return checks;
   }
 
@@ -268,7 +265,7 @@ export class LocalProvider implements SandboxProvider {
   async close(): Promise<void> {
     this.closed = true;
     await Promise.allSettled([...this.live.values()].map((sandbox) => sandbox.release()));
-    await this.disks.close();
+    await this.workspaces.close();
   }
 
   private cgroupSupport(): Promise<CgroupSupport> {
