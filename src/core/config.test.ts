@@ -122,4 +122,11 @@ describe('loadConfig: the gateway’s settings', () => {
     expect(() => loadConfig({ env: { AGENTYARD_SANDBOX: 'docker', AGENTYARD_DOCKER_RUNTIME: 'kata' } })).toThrow(/AGENTYARD_DOCKER_RUNTIME/);
     expect(() => loadConfig({ env: { AGENTYARD_SANDBOX: 'kubernetes' } })).toThrow(/AGENTYARD_SANDBOX/);
   });
+
+  it('gives the local backend a workspace size limit too, 0 (none) or at least 16 MiB', () => {
+    expect(loadConfig({ env: {} }).sandbox).toMatchObject({ kind: 'local', workspaceDiskMb: 10_240 });
+    expect(loadConfig({ env: { AGENTYARD_WORKSPACE_DISK_MB: '0' } }).sandbox).toMatchObject({ kind: 'local', workspaceDiskMb: 0 });
+    expect(() => loadConfig({ env: { AGENTYARD_WORKSPACE_DISK_MB: '8' } })).toThrow(/AGENTYARD_WORKSPACE_DISK_MB/);
+    expect(() => loadConfig({ env: { AGENTYARD_WORKSPACE_DISK_MB: '8' } })).toThrow(/at least 16 MiB/);
+  });
 });
