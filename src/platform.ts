@@ -2,6 +2,8 @@ import { mkdir } from 'node:fs/promises';
 import { access, constants } from 'node:fs/promises';
 import path from 'node:path';
 import { AccountsService } from './accounts/accounts-service.ts';
+import { LoginThrottle } from './accounts/login-throttle.ts';
+import { AgentCeilings } from './agents/agent-ceilings.ts';
 import { AgentsService, builtinDefaultAgent } from './agents/agents-service.ts';
 import type { Config } from './core/config.ts';
 import { newId } from './core/ids.ts';
@@ -10,12 +12,14 @@ import type { BackendCheck, SandboxProvider } from './core/sandbox.ts';
 import type { Store } from './core/store.ts';
 import { EventBus } from './conversations/event-bus.ts';
 import { ConversationsService } from './conversations/conversations-service.ts';
+import { SandboxSlots } from './conversations/sandbox-slots.ts';
 import { CredentialCipher } from './gateway/credential-cipher.ts';
 import { createEgressResolver } from './gateway/egress-resolver.ts';
 import { EgressSettings } from './gateway/egress-settings.ts';
 import { createGateway, type Gateway } from './gateway/gateway.ts';
 import { UserCredentials } from './gateway/user-credentials.ts';
-import { buildServer, type App } from './http/server.ts';
+import type { App } from './http/app.ts';
+import { buildServer } from './http/server.ts';
 import { createLocalProvider } from './sandbox/local/index.ts';
 import { createDockerProvider } from './sandbox/docker/index.ts';
 import { createStore } from './store/index.ts';
@@ -34,6 +38,7 @@ export interface Platform {
   accounts: AccountsService;
   quotas: QuotasService;
   credentials: UserCredentials;
+  conversations: ConversationsService;
   close(): Promise<void>;
 }
 
@@ -62,7 +67,8 @@ export function buildCore(config: Config, logger: Logger): { store: Store; sandb
           sandboxGid: config.sandbox.gid,
           logger: logger.child({ component: 'sandbox' }),
         });
-  return { store, sandboxes, accounts: new AccountsService(store, config.registration) };
+  const accounts = new AccountsService(store, config.registration, { loginThrottle: new LoginThrottle(config.loginThrottle) });
+  return { store, sandboxes, accounts };
 }
 
 /** Checks of the binary the agent runs. */
@@ -89,8 +95,11 @@ export async function hostChecks(config: Config, sandboxes: SandboxProvider): Pr
   return [...sandboxChecks.filter((check) => check.name !== 'claude binary'), await checkClaudeBinary(config)];
 }
 
-/** The composition root: builds every service from the configuration and starts the server. */
-export async function startPlatform(config: Config, logger: Logger): Promise<Platform> {
+/**
+ * The composition root: builds every service from the configuration and starts the server. With `listen: false` the
+ * server is made ready but opens no port (e.g. to read its OpenAPI spec).
+ */
+export async function startPlatform(config: Config, logger: Logger, options: { listen?: boolean } = {}): Promise<Platform> {
   await mkdir(config.dataDir, { recursive: true });
   const { store, sandboxes, accounts } = buildCore(config, logger);
   await store.migrate();
@@ -110,6 +119,7 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
     maxBodyBytes: config.gateway.maxBodyBytes,
     maxStreamsPerSandbox: config.gateway.maxStreamsPerSandbox,
     stallTimeoutMs: config.gateway.stallTimeoutSeconds * 1000,
+    maxConnectionsPerSandbox: config.gateway.maxConnectionsPerSandbox,
     onUsage: (record) => quotas.record({ id: newId('use'), ...record, createdAt: new Date().toISOString() }),
     credentialFor: (userId) => credentials.credentialFor(userId),
     admit: async (grant) => {
@@ -129,7 +139,9 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
       },
     },
   });
-  const agents = new AgentsService(store, sandboxes.runtimes);
+  const ceilings = new AgentCeilings(store, config.agentCeilings, logger.child({ component: 'agents' }));
+  await ceilings.load();
+  const agents = new AgentsService(store, ceilings, sandboxes.runtimes);
   await agents.installBuiltins([builtinDefaultAgent({ model: config.agent.defaultModel, turnTimeoutSeconds: config.agent.turnTimeoutSeconds })]);
   const conversations = new ConversationsService({
     prices,
@@ -140,6 +152,9 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
     bus: new EventBus(),
     logger: logger.child({ component: 'runner' }),
     maxMessageBytes: config.limits.maxMessageBytes,
+    maxQueued: { perConversation: config.limits.queuedPerConversation, perUser: config.limits.queuedPerUser },
+    slots: new SandboxSlots(config.limits.sandboxesPerUser),
+    ceilings,
     quotas,
     settings: {
       pauseAfterMs: config.agent.pauseAfterSeconds * 1000,
@@ -163,7 +178,8 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
 
   const egress = new EgressSettings(store, logger.child({ component: 'egress' }));
   const app = await buildServer({ config, accounts, agents, conversations, readiness, logger, quotas, usage, credentials, egress });
-  await app.listen({ host: config.host, port: config.port });
+  if (options.listen === false) await app.ready();
+  else await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
@@ -178,6 +194,7 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
     accounts,
     quotas,
     credentials,
+    conversations,
     async close() {
       await app.close();
       await conversations.close();

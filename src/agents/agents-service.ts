@@ -3,6 +3,7 @@ import { badRequest, conflict, forbidden, notFound } from '../core/errors.ts';
 import { newId } from '../core/ids.ts';
 import type { Store } from '../core/store.ts';
 import type { Agent, AgentDefinition, SandboxRuntimeChoice, User } from '../core/types.ts';
+import type { AgentCeilings } from './agent-ceilings.ts';
 import type { agentPatchSchema } from './agent-schema.ts';
 
 export const defaultAgentId = 'agt_default';
@@ -33,6 +34,8 @@ export function builtinDefaultAgent(options: { model: string; turnTimeoutSeconds
 export class AgentsService {
   constructor(
     private readonly store: Store,
+    /** The highest limits an agent may be given. */
+    readonly ceilings: AgentCeilings,
     /** The runtimes this installation's sandbox backend can choose between (none for the local backend). */
     readonly sandboxRuntimes: readonly Exclude<SandboxRuntimeChoice, 'default'>[] = [],
   ) {}
@@ -54,6 +57,7 @@ export class AgentsService {
 
   async create(user: User, definition: AgentDefinition): Promise<Agent> {
     this.assertRuntime(definition.sandboxRuntime);
+    this.ceilings.assertWithin(definition.limits);
     const now = new Date().toISOString();
     return this.store.createAgent({ ...definition, id: newId('agt'), ownerId: user.id, createdAt: now, updatedAt: now });
   }
@@ -61,6 +65,8 @@ export class AgentsService {
   async update(user: User, agentId: string, patch: z.output<typeof agentPatchSchema>): Promise<Agent> {
     const agent = await this.ownAgent(user, agentId);
     if (patch.sandboxRuntime !== undefined) this.assertRuntime(patch.sandboxRuntime);
+    // Only the limits the patch sets: an agent over a ceiling lowered since can still be renamed (it runs clamped).
+    if (patch.limits) this.ceilings.assertWithin(patch.limits);
     const { limits, ...rest } = patch;
     const updated = await this.store.updateAgent(
       agent.id,

@@ -2,8 +2,11 @@ import type { Agent } from '../core/types.ts';
 
 export interface ClaudeCommandOptions {
   agent: Agent;
-  /** Continue this Claude session (`--resume`), or start one with this id (`--session-id`). */
-  session: { resume: string } | { create: string };
+  /**
+   * Continue this Claude session (`--resume`), or start one with this id (`--session-id`). `at`: the assistant message
+   * the session is continued from; what came after it (a turn that did not complete) is left out.
+   */
+  session: { resume: string; at?: string | null } | { create: string };
 }
 
 /**
@@ -26,8 +29,10 @@ export function claudeArgs({ agent, session }: ClaudeCommandOptions): string[] {
   for (const tool of agent.allowedTools) args.push(`--allowedTools=${tool}`);
   for (const tool of agent.disallowedTools) args.push(`--disallowedTools=${tool}`);
   if (agent.maxTurns !== null) args.push('--max-turns', String(agent.maxTurns));
-  if ('resume' in session) args.push('--resume', session.resume);
-  else args.push('--session-id', session.create);
+  if ('resume' in session) {
+    args.push('--resume', session.resume);
+    if (session.at) args.push('--resume-session-at', session.at);
+  } else args.push('--session-id', session.create);
   return args;
 }
 

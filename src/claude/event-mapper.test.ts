@@ -1,17 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { EventMapper, type MappedLine } from './event-mapper.ts';
 
-const result = (modelUsage: Record<string, { inputTokens: number; outputTokens: number }>, extra: Record<string, unknown> = {}) => ({
+const result = (extra: Record<string, unknown> = {}) => ({
   type: 'result',
   subtype: 'success',
   is_error: false,
   result: 'done',
   session_id: 'session-1',
   usage: { input_tokens: 10, output_tokens: 2, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 },
-  total_cost_usd: 123,
-  modelUsage: Object.fromEntries(
-    Object.entries(modelUsage).map(([model, usage]) => [model, { ...usage, cacheReadInputTokens: 0, cacheCreationInputTokens: 0 }]),
-  ),
   ...extra,
 });
 
@@ -43,28 +39,29 @@ describe('EventMapper', () => {
     expect(mapper.map('not an object')).toEqual({ kind: 'ignored' });
   });
 
-  it('reports each turn’s own per-model usage although the CLI’s totals add up over the process', () => {
+  it('tracks, per turn, whether the model answered and its last assistant message', () => {
     const mapper = new EventMapper();
-    const first = resultOf(mapper.map(result({ 'claude-opus-4-8': { inputTokens: 100, outputTokens: 7 } })));
-    expect(first.modelUsage).toEqual([
-      { model: 'claude-opus-4-8', usage: { inputTokens: 100, outputTokens: 7, cacheCreationInputTokens: 0, cacheReadInputTokens: 0 } },
-    ]);
-    const second = resultOf(
-      mapper.map(result({ 'claude-opus-4-8': { inputTokens: 250, outputTokens: 20 }, 'claude-haiku-4-5': { inputTokens: 30, outputTokens: 1 } })),
-    );
-    expect(second.modelUsage).toEqual([
-      { model: 'claude-opus-4-8', usage: { inputTokens: 150, outputTokens: 13, cacheCreationInputTokens: 0, cacheReadInputTokens: 0 } },
-      { model: 'claude-haiku-4-5', usage: { inputTokens: 30, outputTokens: 1, cacheCreationInputTokens: 0, cacheReadInputTokens: 0 } },
-    ]);
-    // A turn that used nothing new reports nothing.
-    const third = resultOf(mapper.map(result({ 'claude-opus-4-8': { inputTokens: 250, outputTokens: 20 }, 'claude-haiku-4-5': { inputTokens: 30, outputTokens: 1 } })));
-    expect(third.modelUsage).toEqual([]);
-    expect(third.usage).toEqual({ inputTokens: 10, outputTokens: 2, cacheCreationInputTokens: 0, cacheReadInputTokens: 0 });
+    mapper.beginTurn('turn_1');
+    expect(mapper.progress).toEqual({ answered: false, lastAssistantUuid: null });
+    // An API error's synthetic message is no answer and no point to resume at.
+    mapper.map({ type: 'assistant', uuid: 'uuid-synthetic', message: { id: 'x', model: '<synthetic>', content: [{ type: 'text', text: 'API Error' }] } });
+    expect(mapper.progress).toEqual({ answered: false, lastAssistantUuid: null });
+    mapper.map({ type: 'stream_event', event: { type: 'content_block_delta', delta: { type: 'text_delta', text: 'Hel' } } });
+    expect(mapper.progress).toEqual({ answered: true, lastAssistantUuid: null });
+    mapper.map({ type: 'assistant', uuid: 'uuid-text', message: { id: 'msg_1', model: 'm', content: [{ type: 'text', text: 'Hello' }] } });
+    mapper.map({ type: 'assistant', uuid: 'uuid-tool', message: { id: 'msg_1', model: 'm', content: [{ type: 'tool_use', id: 'tool_1', name: 'Bash', input: {} }] } });
+    expect(mapper.progress).toEqual({ answered: true, lastAssistantUuid: 'uuid-tool' });
+
+    mapper.beginTurn('turn_2');
+    expect(mapper.progress).toEqual({ answered: false, lastAssistantUuid: null });
+    // A tool call without any text is an answer too.
+    mapper.map({ type: 'assistant', uuid: 'uuid-tool-2', message: { id: 'msg_2', model: 'm', content: [{ type: 'tool_use', id: 'tool_2', name: 'Bash', input: {} }] } });
+    expect(mapper.progress).toEqual({ answered: true, lastAssistantUuid: 'uuid-tool-2' });
   });
 
   it('carries an API failure’s status and text', () => {
     const mapper = new EventMapper();
-    const failed = resultOf(mapper.map(result({}, { is_error: true, api_error_status: 429, result: 'API Error: Request rejected (429)', terminal_reason: 'api_error' })));
+    const failed = resultOf(mapper.map(result({ is_error: true, api_error_status: 429, result: 'API Error: Request rejected (429)', terminal_reason: 'api_error' })));
     expect(failed).toMatchObject({ isError: true, apiErrorStatus: 429, text: 'API Error: Request rejected (429)', terminalReason: 'api_error' });
   });
 });

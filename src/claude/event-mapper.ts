@@ -1,5 +1,4 @@
 import type { EventData } from '../core/events.ts';
-import type { TokenUsage } from '../core/types.ts';
 
 /** What the CLI reported when a turn finished (its `result` line). */
 export interface TurnResult {
@@ -9,13 +8,15 @@ export interface TurnResult {
   /** The final reply text, or the error text when isError. */
   text: string;
   apiErrorStatus: number | null;
-  usage: TokenUsage | null;
-  /**
-   * Tokens this turn used per model. The CLI's `modelUsage` (and `total_cost_usd`) add up over the whole
-   * process; this is the difference from the previous turn's.
-   */
-  modelUsage: { model: string; usage: TokenUsage }[];
   sessionId: string | null;
+}
+
+/** How far the model got in the turn so far. */
+export interface TurnProgress {
+  /** The model has streamed text or asked for a tool: the turn is worth keeping in the Claude session. */
+  answered: boolean;
+  /** The uuid of the turn's last assistant message in the Claude session (a `--resume-session-at` point). */
+  lastAssistantUuid: string | null;
 }
 
 export type MappedLine =
@@ -30,7 +31,6 @@ const maxToolOutputChars = 64 * 1024;
 type Json = Record<string, unknown>;
 const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);
 const text = (value: unknown): string => (typeof value === 'string' ? value : '');
-const count = (value: unknown): number => (typeof value === 'number' && Number.isFinite(value) ? value : 0);
 
 function toolOutput(content: unknown): string {
   const joined =
@@ -42,39 +42,6 @@ function toolOutput(content: unknown): string {
   return joined.length > maxToolOutputChars ? `${joined.slice(0, maxToolOutputChars)}\n… [truncated]` : joined;
 }
 
-const subtract = (a: TokenUsage, b: TokenUsage | undefined): TokenUsage => ({
-  inputTokens: a.inputTokens - (b?.inputTokens ?? 0),
-  outputTokens: a.outputTokens - (b?.outputTokens ?? 0),
-  cacheCreationInputTokens: a.cacheCreationInputTokens - (b?.cacheCreationInputTokens ?? 0),
-  cacheReadInputTokens: a.cacheReadInputTokens - (b?.cacheReadInputTokens ?? 0),
-});
-
-/** The CLI's cumulative per-model usage (`modelUsage`, camelCase keys). */
-function cumulativeModelUsage(value: unknown): Map<string, TokenUsage> {
-  const totals = new Map<string, TokenUsage>();
-  if (!isObject(value)) return totals;
-  for (const [model, entry] of Object.entries(value)) {
-    if (!isObject(entry)) continue;
-    totals.set(model, {
-      inputTokens: count(entry.inputTokens),
-      outputTokens: count(entry.outputTokens),
-      cacheCreationInputTokens: count(entry.cacheCreationInputTokens),
-      cacheReadInputTokens: count(entry.cacheReadInputTokens),
-    });
-  }
-  return totals;
-}
-
-function usageOf(value: unknown): TokenUsage | null {
-  if (!isObject(value)) return null;
-  return {
-    inputTokens: count(value.input_tokens),
-    outputTokens: count(value.output_tokens),
-    cacheCreationInputTokens: count(value.cache_creation_input_tokens),
-    cacheReadInputTokens: count(value.cache_read_input_tokens),
-  };
-}
-
 /**
  * Turns Claude Code's stream-json lines into the platform's events. One mapper per CLI process;
  * `beginTurn` names the turn that following lines belong to. Unknown line types are ignored.
@@ -82,10 +49,16 @@ function usageOf(value: unknown): TokenUsage | null {
 export class EventMapper {
   private turnId = '';
   private streamingMessageId = '';
-  private previousModelUsage = new Map<string, TokenUsage>();
+  private turnProgress: TurnProgress = { answered: false, lastAssistantUuid: null };
 
   beginTurn(turnId: string): void {
     this.turnId = turnId;
+    this.turnProgress = { answered: false, lastAssistantUuid: null };
+  }
+
+  /** What the model produced in the current turn, as seen so far. */
+  get progress(): TurnProgress {
+    return { ...this.turnProgress };
   }
 
   map(line: unknown): MappedLine {
@@ -98,7 +71,7 @@ export class EventMapper {
       case 'stream_event':
         return this.mapStreamEvent(line.event);
       case 'assistant':
-        return this.mapAssistant(line.message);
+        return this.mapAssistant(line.message, line.uuid);
       case 'user':
         return this.mapToolResults(line.message);
       case 'result':
@@ -117,6 +90,7 @@ export class EventMapper {
     if (event.type === 'content_block_delta' && isObject(event.delta) && event.delta.type === 'text_delta') {
       const delta = text(event.delta.text);
       if (!delta) return { kind: 'ignored' };
+      this.turnProgress.answered = true;
       return {
         kind: 'events',
         events: [{ type: 'message.delta', turnId: this.turnId, messageId: this.streamingMessageId, text: delta }],
@@ -125,9 +99,11 @@ export class EventMapper {
     return { kind: 'ignored' };
   }
 
-  private mapAssistant(message: unknown): MappedLine {
+  private mapAssistant(message: unknown, uuid: unknown): MappedLine {
     // A "<synthetic>" message carries an API error; the turn's result reports it.
     if (!isObject(message) || message.model === '<synthetic>' || !Array.isArray(message.content)) return { kind: 'ignored' };
+    // One line per content block, each with its own uuid: the last one ends the answer so far.
+    if (typeof uuid === 'string' && uuid) this.turnProgress.lastAssistantUuid = uuid;
     const messageId = text(message.id);
     const events: EventData[] = [];
     for (const block of message.content) {
@@ -138,6 +114,7 @@ export class EventMapper {
         events.push({ type: 'tool.started', turnId: this.turnId, toolUseId: text(block.id), name: text(block.name), input: block.input ?? {} });
       }
     }
+    if (events.length) this.turnProgress.answered = true;
     return events.length ? { kind: 'events', events } : { kind: 'ignored' };
   }
 
@@ -159,19 +136,12 @@ export class EventMapper {
 
   private mapResult(line: Json): TurnResult {
     const errors = Array.isArray(line.errors) ? line.errors.filter((entry) => typeof entry === 'string') : [];
-    const cumulative = cumulativeModelUsage(line.modelUsage);
-    const modelUsage = [...cumulative]
-      .map(([model, usage]) => ({ model, usage: subtract(usage, this.previousModelUsage.get(model)) }))
-      .filter(({ usage }) => Object.values(usage).some((tokens) => tokens > 0));
-    this.previousModelUsage = cumulative;
     return {
       isError: line.is_error === true,
       subtype: text(line.subtype),
       terminalReason: typeof line.terminal_reason === 'string' ? line.terminal_reason : null,
       text: text(line.result) || errors.join('; '),
       apiErrorStatus: typeof line.api_error_status === 'number' ? line.api_error_status : null,
-      usage: usageOf(line.usage),
-      modelUsage,
       sessionId: typeof line.session_id === 'string' ? line.session_id : null,
     };
   }

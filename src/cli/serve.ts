@@ -1,5 +1,6 @@
 import type { Config } from '../core/config.ts';
 import { createLogger } from '../core/logger.ts';
+import { raiseOpenFileLimit } from '../gateway/descriptor-budget.ts';
 import { startPlatform } from '../platform.ts';
 
 /** `agentyard serve`: runs the platform until SIGINT or SIGTERM. */
@@ -8,6 +9,10 @@ export async function serve(config: Config): Promise<void> {
   if (!config.model.credential) {
     logger.warn('no model credential: set ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN, or turns will fail');
   }
+  // Before the gateway sizes its connection budget from the limit (docs/decisions/0010-descriptor-budget.md).
+  const descriptors = await raiseOpenFileLimit();
+  if (descriptors.error) logger.warn({ limit: descriptors.limit, error: descriptors.error }, 'could not raise the open-file limit to its hard limit');
+  else logger.info({ limit: descriptors.limit, raised: descriptors.raised }, 'open-file limit');
   const platform = await startPlatform(config, logger);
   let stopping = false;
   const stop = (signal: string): void => {

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { constants } from 'node:os';
 import { ClaudeProcess } from '../claude/claude-process.ts';
 import { claudeArgs, claudeEnv } from '../claude/claude-command.ts';
-import { EventMapper, type TurnResult } from '../claude/event-mapper.ts';
+import { EventMapper, type TurnProgress, type TurnResult } from '../claude/event-mapper.ts';
 import { AppError, type ErrorCode } from '../core/errors.ts';
 import type { EventData } from '../core/events.ts';
 import { egressProxyEnv, type GatewayGrants } from '../core/gateway.ts';
@@ -9,9 +10,11 @@ import { newId } from '../core/ids.ts';
 import type { Logger } from '../core/logger.ts';
 import type { ExitStatus, Sandbox, SandboxProvider } from '../core/sandbox.ts';
 import type { Store } from '../core/store.ts';
-import type { Agent, Conversation, TokenUsage, Turn, TurnStatus } from '../core/types.ts';
+import type { Agent, Conversation, TokenUsage, Turn, TurnStatus, UsageRecord } from '../core/types.ts';
 import type { EventBus } from './event-bus.ts';
 import { LimitWatch, type LimitNotice } from './limit-watch.ts';
+import { sandboxAlive } from './sandbox-alive.ts';
+import type { SandboxSlot, SandboxSlots, SlotHolder } from './sandbox-slots.ts';
 
 export interface RunnerSettings {
   /** An idle sandbox is paused after this long (0: never), if its backend can pause. */
@@ -41,6 +44,10 @@ export interface RunnerDeps {
   logger: Logger;
   /** Quota checks and sandbox-hours accounting; none: no quotas. */
   quotas?: TurnQuotas;
+  /** How many sandboxes each user runs at once. */
+  slots: SandboxSlots;
+  /** Lowers an agent's limits to the administrators' ceilings (src/agents/agent-ceilings.ts). */
+  ceilings: { clamp(agent: Agent): Agent };
 }
 
 /** What the runner asks of the quotas (src/usage/quotas-service.ts implements it). */
@@ -77,20 +84,32 @@ export interface SandboxAttachment {
 }
 
 type TurnEnd =
-  | { kind: 'result'; result: TurnResult }
+  | { kind: 'result'; result: TurnResult; sawInit: boolean }
   | { kind: 'exit'; status: ExitStatus; sawInit: boolean; stderr: string }
   | { kind: 'failure'; code: ErrorCode; message: string };
 
 type Outcome = { status: Exclude<TurnStatus, 'queued' | 'running'>; error?: { code: ErrorCode; message: string } };
 
 const resumeNotFound = /No conversation found/i;
+const resumePointNotFound = /No message found with message\.uuid/i;
+
+/** Events that show the model had begun to answer a turn. */
+const answerTypes = new Set<string>(['message.delta', 'message.completed', 'tool.started']);
+
+/** How long a turn's end waits for the gateway to record the usage of model requests still closing (a stopped stream). */
+const usageSettleMs = 3000;
 
 /**
  * Runs one conversation's turns, one at a time, in one long-lived Claude Code process inside the
  * conversation's sandbox. Every event is persisted before it is published.
  */
-export class ConversationRunner {
+export class ConversationRunner implements SlotHolder {
   private readonly queue: string[] = [];
+  /** The user's sandbox slot this conversation holds: from a message's arrival (or a terminal) to the sandbox's stop. */
+  private slot: SandboxSlot | null = null;
+  /** Messages being queued right now; the sandbox is not stopped for another while any is. */
+  private reservations = 0;
+  private usedAt = Date.now();
   private pumping = false;
   private lease: SandboxLease | null = null;
   private agentProcess: AgentProcess | null = null;
@@ -102,6 +121,8 @@ export class ConversationRunner {
     killTimer: NodeJS.Timeout | null;
     /** Limits the sandbox ran into during the turn. */
     limitsHit: Set<LimitNotice['code']>;
+    /** What the model produced, once the message has reached the CLI; null: it never did. */
+    progress: TurnProgress | null;
   } | null = null;
   /** Limit checks, one after another, so that their events keep their order. */
   private limitChecks: Promise<void> = Promise.resolve();
@@ -109,6 +130,10 @@ export class ConversationRunner {
   /** An interrupt that arrived while the next turn was being started. */
   private stopNext = false;
   private teardownDone: Promise<void> = Promise.resolve();
+  /** A CLI being stopped because it holds a turn the session leaves out; the next one starts once it has exited. */
+  private retiring: Promise<void> = Promise.resolve();
+  /** A CLI being started, so that a turn and a warm start never start two. */
+  private starting: { lease: SandboxLease; process: Promise<AgentProcess> } | null = null;
   private persisted: Promise<void> = Promise.resolve();
   /** Model requests of a turn that the gateway refused (a quota), by turn. */
   private readonly refusals = new Map<string, { code: ErrorCode; message: string }>();
@@ -135,6 +160,43 @@ export class ConversationRunner {
     return this.lease?.paused ?? false;
   }
 
+  /** Turns waiting behind the running one. */
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  get inUse(): boolean {
+    return this.pumping || this.reservations > 0 || this.attachments > 0;
+  }
+
+  get lastUsedAt(): number {
+    return this.usedAt;
+  }
+
+  /**
+   * Holds a sandbox slot of the user's while a message is being queued (SANDBOX_LIMIT_REACHED when every one of
+   * the user's sandboxes is busy); call the returned function once the message is queued or refused.
+   */
+  reserveSlot(userId: string): () => void {
+    this.slot ??= this.deps.slots.take(userId, this);
+    this.reservations += 1;
+    this.usedAt = Date.now();
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.reservations -= 1;
+      this.settleSlot();
+    };
+  }
+
+  /** Another conversation of the user's needs the slot: stop the sandbox now (the next message resumes it). */
+  yieldSlot(): Promise<void> {
+    this.slot = null;
+    this.logger.info('sandbox stopped to make room for another of the user’s');
+    return this.teardown();
+  }
+
   enqueue(turnId: string): void {
     if (this.closed) return;
     this.clearIdleTimers();
@@ -155,11 +217,23 @@ export class ConversationRunner {
     return true;
   }
 
-  /** Persists an event, then publishes it; events of one conversation keep their order. */
+  /**
+   * Persists an event, then publishes it; events of one conversation keep their order. While the store is unavailable
+   * (a database restarting, a file locked), the append is tried again until it succeeds or the runner closes.
+   */
   emit(data: EventData): Promise<void> {
     const next = this.persisted.then(async () => {
-      const event = await this.deps.store.appendEvent(this.conversationId, data);
-      this.deps.bus.publish(event);
+      for (let attempt = 1; ; attempt += 1) {
+        try {
+          const event = await this.deps.store.appendEvent(this.conversationId, data);
+          this.deps.bus.publish(event);
+          return;
+        } catch (error) {
+          if (!(error instanceof AppError && error.code === 'STORE_UNAVAILABLE') || this.closed) throw error;
+          this.logger.warn({ type: data.type, attempt }, 'the store is unavailable; the event will be retried');
+          await new Promise((resolve) => setTimeout(resolve, Math.min(5000, 200 * 2 ** (attempt - 1))));
+        }
+      }
     });
     this.persisted = next.catch((error: unknown) => this.logger.error({ err: error, type: data.type }, 'could not persist event'));
     return next;
@@ -169,8 +243,9 @@ export class ConversationRunner {
   async attach(): Promise<SandboxAttachment> {
     if (this.closed) throw new AppError('SANDBOX_UNAVAILABLE', 'the conversation is closing');
     const conversation = await this.deps.store.getConversation(this.conversationId);
-    const agent = conversation && (await this.deps.store.getAgent(conversation.agentId));
-    if (!conversation || !agent) throw new AppError('NOT_FOUND', 'conversation not found');
+    const stored = conversation && (await this.deps.store.getAgent(conversation.agentId));
+    if (!conversation || !stored) throw new AppError('NOT_FOUND', 'conversation not found');
+    const agent = this.deps.ceilings.clamp(stored);
     this.attachments += 1;
     this.clearIdleTimers();
     try {
@@ -192,6 +267,27 @@ export class ConversationRunner {
     }
   }
 
+  /**
+   * Ends a turn that a previous server process left running: interrupted, with what the gateway metered for it. Like
+   * a stopped turn, it stays in the Claude session if the model had begun to answer, and is left out otherwise.
+   */
+  async endAfterRestart(turn: Turn): Promise<void> {
+    const { store } = this.deps;
+    const error = { code: 'SERVER_RESTARTED' as const, message: 'the server stopped while this turn was running' };
+    const events = await store.listEvents(this.conversationId);
+    const answered = events.some(({ data }) => answerTypes.has(data.type) && 'turnId' in data && data.turnId === turn.id);
+    // Its CLI started at the last turn kept, so the session's newest messages are that turn's: resume them all.
+    if (answered) await store.updateConversation(this.conversationId, { claudeResumeAt: null });
+    else {
+      const conversation = await store.getConversation(this.conversationId);
+      if (conversation && !conversation.claudeResumeAt) await store.updateConversation(this.conversationId, { claudeSessionId: null });
+    }
+    const ended = sumUsage(await store.listUsage({ conversationId: this.conversationId, turnId: turn.id }), this.deps.prices);
+    await this.emit({ type: 'error', turnId: turn.id, ...error });
+    await this.emit({ type: 'turn.ended', turnId: turn.id, status: 'interrupted', ...ended, durationMs: 0, error });
+    await store.updateTurn(turn.id, { status: 'interrupted', endedAt: new Date().toISOString(), ...ended, error: error.message });
+  }
+
   /** Stops the CLI, releases the sandbox and revokes the gateway token; queued turns stay queued in the store. */
   async close(): Promise<void> {
     this.closed = true;
@@ -199,6 +295,8 @@ export class ConversationRunner {
     this.queue.length = 0;
     this.stopTurn('user');
     await this.teardown();
+    if (this.slot) this.deps.slots.release(this.slot);
+    this.slot = null;
     await this.persisted;
   }
 
@@ -219,11 +317,13 @@ export class ConversationRunner {
     const turn = await store.getTurn(turnId);
     const conversation = await store.getConversation(this.conversationId);
     if (!turn || turn.status !== 'queued' || !conversation) return;
-    const agent = await store.getAgent(conversation.agentId);
+    const stored = await store.getAgent(conversation.agentId);
+    // An agent over a ceiling lowered since it was saved runs at the ceiling.
+    const agent = stored && this.deps.ceilings.clamp(stored);
     const started = Date.now();
     await store.updateTurn(turnId, { status: 'running', startedAt: new Date(started).toISOString() });
     await this.emit({ type: 'turn.started', turnId, text: turn.input });
-    this.current = { turnId, stopReason: this.stopNext ? 'user' : null, killTimer: null, limitsHit: new Set() };
+    this.current = { turnId, stopReason: this.stopNext ? 'user' : null, killTimer: null, limitsHit: new Set(), progress: null };
     this.stopNext = false;
 
     let end: TurnEnd;
@@ -231,24 +331,27 @@ export class ConversationRunner {
       end = { kind: 'failure', code: 'AGENT_FAILED', message: 'the conversation’s agent no longer exists' };
     } else {
       end = await this.attempt(turn, conversation, agent);
-      if (end.kind === 'exit' && !end.sawInit && resumeNotFound.test(end.stderr) && !this.current.stopReason) {
-        // The Claude session file is gone (the CLI was killed before writing it): start a fresh session.
-        this.logger.warn({ turnId }, 'Claude session not found; starting a new one');
-        await store.updateConversation(this.conversationId, { claudeSessionId: null });
-        end = await this.attempt(turn, { ...conversation, claudeSessionId: null }, agent);
+      const refused = resumeRefused(end);
+      if (refused && !this.current.stopReason) {
+        // The CLI could not load the session: its file is gone (killed before writing it), or it lacks the resume point.
+        // A fresh session, or the whole of this one, is better than a conversation stuck on the error.
+        const patch = refused === 'session' ? { claudeSessionId: null, claudeResumeAt: null } : { claudeResumeAt: null };
+        this.logger.warn({ turnId, missing: refused }, 'Claude session could not be resumed; retrying without what is missing');
+        this.retireAgentProcess();
+        await store.updateConversation(this.conversationId, patch);
+        end = await this.attempt(turn, { ...conversation, ...patch }, agent);
       }
     }
 
-    const { stopReason, limitsHit } = this.current;
+    const { stopReason, limitsHit, progress } = this.current;
     if (this.current.killTimer) clearTimeout(this.current.killTimer);
     this.current = null;
     const refusal = this.refusals.get(turnId) ?? null;
     this.refusals.delete(turnId);
     const outcome = conclude(end, stopReason, refusal, limitsHit.has('SANDBOX_OUT_OF_MEMORY') ? agent?.limits.memoryMb ?? null : null);
-    const result = end.kind === 'result' ? end.result : null;
+    if (progress && agent) await this.keepOrLeaveOut(outcome.status, progress, agent);
     if (outcome.error) await this.emit({ type: 'error', turnId, ...outcome.error });
-    const costUsd = result ? result.modelUsage.reduce((sum, entry) => sum + this.deps.prices.cost(entry.model, entry.usage), 0) : null;
-    const ended = { usage: result?.usage ?? null, costUsd };
+    const ended = await this.meteredUsage(turnId);
     await this.emit({ type: 'turn.ended', turnId, status: outcome.status, ...ended, durationMs: Date.now() - started, ...(outcome.error ? { error: outcome.error } : {}) });
     await store.updateTurn(turnId, { status: outcome.status, endedAt: new Date().toISOString(), ...ended, error: outcome.error?.message ?? null });
     this.logger.info({ turnId, status: outcome.status, durationMs: Date.now() - started }, 'turn ended');
@@ -269,7 +372,9 @@ export class ConversationRunner {
         return this.ensureAgentProcess(lease, conversation, agent);
       });
     } catch (error) {
-      if (error instanceof AppError && error.code === 'QUOTA_EXCEEDED') return { kind: 'failure', code: error.code, message: error.message };
+      if (error instanceof AppError && (error.code === 'QUOTA_EXCEEDED' || error.code === 'SANDBOX_LIMIT_REACHED')) {
+        return { kind: 'failure', code: error.code, message: error.message };
+      }
       this.logger.error({ err: error }, 'could not start the agent');
       return { kind: 'failure', code: 'SANDBOX_UNAVAILABLE', message: 'the agent’s sandbox could not be started; see the server log' };
     }
@@ -282,6 +387,7 @@ export class ConversationRunner {
     this.deps.gateway.setEgressDomains(lease.token, agent.egressDomains);
     const deadline = setTimeout(() => this.stopTurn('deadline'), agent.limits.turnTimeoutSeconds * 1000);
 
+    let sent = false;
     const end = await new Promise<TurnEnd>((resolve) => {
       let sawInit = false;
       const finish = (value: TurnEnd): void => {
@@ -297,14 +403,18 @@ export class ConversationRunner {
           if (mapped.events.some((event) => event.type === 'tool.ended')) void this.checkLimits(turn.id, lease);
         }
         else if (mapped.kind === 'session') sawInit = true;
-        else if (mapped.kind === 'result') finish({ kind: 'result', result: mapped.result });
+        else if (mapped.kind === 'result') finish({ kind: 'result', result: mapped.result, sawInit });
       };
       const onExit = (status: ExitStatus): void => finish({ kind: 'exit', status, sawInit, stderr: cli.stderr });
       cli.on('line', onLine);
       cli.on('exit', onExit);
       if (cli.exited) onExit(cli.exited);
-      else cli.sendUserMessage(turn.input);
+      else {
+        cli.sendUserMessage(turn.input);
+        sent = true;
+      }
     });
+    if (sent && this.current) this.current.progress = mapper.progress;
     clearTimeout(deadline);
     this.deps.gateway.setTurn(lease.token, null);
     if (end.kind === 'exit' && this.agentProcess === agentProcess) this.agentProcess = null;
@@ -312,6 +422,18 @@ export class ConversationRunner {
     // reports that just after the process ends.
     if (end.kind === 'exit') await new Promise((resolve) => setTimeout(resolve, 250));
     await this.checkLimits(turn.id, lease);
+    // The CLI may have died with its whole sandbox (gVisor past its process limit): free the sandbox now, and say why.
+    if (end.kind === 'exit' && this.lease === lease && !(await sandboxAlive(lease.sandbox).catch(() => true))) {
+      this.logger.warn({ sandboxId: lease.sandbox.id }, 'the sandbox died during the turn');
+      await this.checkLimits(turn.id, lease);
+      await this.teardown();
+      if (!this.current?.limitsHit.has('SANDBOX_OUT_OF_MEMORY')) {
+        const message =
+          `the agent's sandbox stopped unexpectedly, and the agent with it (a gVisor sandbox ends as a whole when it goes over its ` +
+          `limit of ${this.deps.settings.pidsLimit} processes). The workspace is kept; the next message starts a new sandbox`;
+        return { kind: 'failure', code: 'SANDBOX_CRASHED', message };
+      }
+    }
     return end;
   }
 
@@ -326,6 +448,9 @@ export class ConversationRunner {
       return this.lease;
     }
     const { gateway, sandboxes, settings, quotas } = this.deps;
+    this.slot ??= this.deps.slots.take(conversation.userId, this);
+    // The sandbox stopped to make room goes first, so the user's count of running sandboxes never goes over.
+    await this.slot.ready;
     await quotas?.assertCanStartSandbox(conversation.userId);
     const grant = await gateway.open({
       sandboxId: newId('sbx'),
@@ -359,15 +484,35 @@ export class ConversationRunner {
 
   /** The running CLI, or a new one in the lease's sandbox resuming the conversation's Claude session. */
   private async ensureAgentProcess(lease: SandboxLease, conversation: Conversation, agent: Agent): Promise<AgentProcess> {
+    // One start at a time: a turn may find the next CLI's warm start under way. One in another sandbox is of no use.
+    while (this.starting) {
+      const starting = this.starting;
+      if (starting.lease === lease) return starting.process;
+      await starting.process.catch(() => undefined);
+    }
     if (this.agentProcess && !this.agentProcess.cli.exited) return this.agentProcess;
+    const starting = { lease, process: this.startAgentProcess(lease, conversation, agent) };
+    this.starting = starting;
+    try {
+      return await starting.process;
+    } finally {
+      if (this.starting === starting) this.starting = null;
+    }
+  }
+
+  private async startAgentProcess(lease: SandboxLease, conversation: Conversation, agent: Agent): Promise<AgentProcess> {
+    // Two CLIs must never write one session at once.
+    await this.retiring;
     const { store, settings } = this.deps;
-    let session: { resume: string } | { create: string };
-    if (conversation.claudeSessionId) session = { resume: conversation.claudeSessionId };
+    let session: { resume: string; at: string | null } | { create: string };
+    // At the end of the last turn kept: whatever came after it (a turn that did not complete) is left out.
+    if (conversation.claudeSessionId) session = { resume: conversation.claudeSessionId, at: conversation.claudeResumeAt };
     else {
       session = { create: randomUUID() };
       // Stored before the CLI starts, so that a process killed at any point can be resumed.
       await store.updateConversation(conversation.id, { claudeSessionId: session.create });
     }
+    if (this.lease !== lease) throw new AppError('SANDBOX_UNAVAILABLE', 'the sandbox was stopped while the agent was starting');
     const env = {
       ...claudeEnv({
         gatewayUrl: lease.sandbox.gatewayUrl,
@@ -390,6 +535,57 @@ export class ConversationRunner {
     this.agentProcess = agentProcess;
     this.logger.info({ sandboxId: lease.sandbox.id, resume: 'resume' in session }, 'agent started');
     return agentProcess;
+  }
+
+  /**
+   * Keeps a turn in the Claude session, or leaves it out. A completed turn, or one the user stopped once the model
+   * had begun to answer, is kept: the next CLI resumes at its last assistant message. Any other turn (failed, timed
+   * out, stopped before an answer) is left out: the CLI holding it in memory is stopped, and the next one resumes at
+   * the last turn kept, so that the message reaches the model only if it is sent again.
+   */
+  private async keepOrLeaveOut(status: Outcome['status'], progress: TurnProgress, agent: Agent): Promise<void> {
+    const { store } = this.deps;
+    const kept = status === 'completed' || (status === 'interrupted' && progress.answered);
+    if (kept) {
+      if (progress.lastAssistantUuid) await store.updateConversation(this.conversationId, { claudeResumeAt: progress.lastAssistantUuid });
+      return;
+    }
+    this.retireAgentProcess();
+    const conversation = await store.getConversation(this.conversationId);
+    // No turn kept yet: the next CLI starts a new session rather than one that begins with this message.
+    if (conversation && !conversation.claudeResumeAt) await store.updateConversation(this.conversationId, { claudeSessionId: null });
+    this.startNextAgentProcess(agent);
+  }
+
+  /** Starts the next CLI now rather than with the next message, which then does not wait for its start-up (~1-2 s). */
+  private startNextAgentProcess(agent: Agent): void {
+    const lease = this.lease;
+    if (!lease || this.closed) return;
+    void (async () => {
+      const conversation = await this.deps.store.getConversation(this.conversationId);
+      if (conversation && this.lease === lease && !this.closed) await this.ensureAgentProcess(lease, conversation, agent);
+    })().catch((error: unknown) => this.logger.debug({ err: error }, 'the next agent process was not started ahead'));
+  }
+
+  /** Stops the CLI in the background (it is no longer the conversation's); the next one starts after it has exited. */
+  private retireAgentProcess(): void {
+    const agentProcess = this.agentProcess;
+    if (!agentProcess) return;
+    this.agentProcess = null;
+    const previous = this.retiring;
+    this.retiring = previous.then(() => agentProcess.cli.stop(2000)).catch((error: unknown) => {
+      this.logger.warn({ err: error }, 'could not stop the agent process');
+    });
+  }
+
+  /**
+   * What the gateway metered for the turn's model requests, whatever the turn's outcome, once the requests still
+   * closing (a stopped stream) have been recorded. Null when it made none that reported usage.
+   */
+  private async meteredUsage(turnId: string): Promise<{ usage: TokenUsage | null; costUsd: number | null }> {
+    const settled = await this.deps.gateway.usageSettled(turnId, usageSettleMs);
+    if (!settled) this.logger.warn({ turnId }, 'model requests of the turn were still open; its usage may be incomplete');
+    return sumUsage(await this.deps.store.listUsage({ conversationId: this.conversationId, turnId }), this.deps.prices);
   }
 
   /** Tells the user about limits the sandbox ran into since the last check (out of memory, a full workspace). */
@@ -434,19 +630,30 @@ export class ConversationRunner {
       // A frozen CLI cannot finish cleanly; thaw it first.
       if (lease.paused) await lease.sandbox.resume().catch(() => undefined);
       await agentProcess?.cli.stop(2000);
+      await this.retiring;
       await lease.sandbox.release().catch((error: unknown) => this.logger.error({ err: error }, 'sandbox release failed'));
       await this.deps.gateway.close(lease.token).catch(() => undefined);
       if (lease.sessionId) {
         await this.deps.quotas?.sandboxStopped(lease.sessionId).catch((error: unknown) => this.logger.error({ err: error }, 'could not record the sandbox stop'));
       }
       this.logger.info({ sandboxId: lease.sandbox.id }, 'sandbox stopped');
+      this.settleSlot();
     })();
     return this.teardownDone;
+  }
+
+  /** Notes the last use, and gives the slot back when there is no sandbox and nothing about to start one. */
+  private settleSlot(): void {
+    this.usedAt = Date.now();
+    if (!this.slot || this.lease || this.inUse) return;
+    this.deps.slots.release(this.slot);
+    this.slot = null;
   }
 
   /** Idle: pause the sandbox after a while, stop it after longer; never while a turn runs or a terminal is attached. */
   private armIdleTimers(): void {
     this.clearIdleTimers();
+    this.settleSlot();
     if (this.closed || !this.lease || this.pumping || this.attachments > 0) return;
     const idle = (): boolean => !this.pumping && this.attachments === 0 && !this.closed;
     const { pauseAfterMs, idleTimeoutMs } = this.deps.settings;
@@ -473,6 +680,30 @@ export class ConversationRunner {
     for (const timer of this.idleTimers) clearTimeout(timer);
     this.idleTimers = [];
   }
+}
+
+/** A turn's usage and cost from the gateway's records of its model requests; nulls when there are none. */
+export function sumUsage(records: readonly UsageRecord[], prices: CostEstimator): { usage: TokenUsage | null; costUsd: number | null } {
+  if (records.length === 0) return { usage: null, costUsd: null };
+  const usage: TokenUsage = { inputTokens: 0, outputTokens: 0, cacheCreationInputTokens: 0, cacheReadInputTokens: 0 };
+  let costUsd = 0;
+  for (const record of records) {
+    usage.inputTokens += record.usage.inputTokens;
+    usage.outputTokens += record.usage.outputTokens;
+    usage.cacheCreationInputTokens += record.usage.cacheCreationInputTokens;
+    usage.cacheReadInputTokens += record.usage.cacheReadInputTokens;
+    costUsd += prices.cost(record.model, record.usage);
+  }
+  return { usage, costUsd };
+}
+
+/** Whether the CLI refused to start because it could not load the session, or the resume point in it. */
+function resumeRefused(end: TurnEnd): 'session' | 'resume point' | null {
+  if (end.kind === 'failure' || end.sawInit) return null;
+  const reported = end.kind === 'result' ? end.result.text : end.stderr;
+  if (resumeNotFound.test(reported)) return 'session';
+  if (resumePointNotFound.test(reported)) return 'resume point';
+  return null;
 }
 
 /**
@@ -502,7 +733,8 @@ export function conclude(
           },
         };
       }
-      const reason = end.status.signal ? `signal ${end.status.signal}` : `exit code ${end.status.code}`;
+      const signal = end.status.signal ?? signalOfExitCode(end.status.code);
+      const reason = signal ? `signal ${signal}` : `exit code ${end.status.code}`;
       const lastLine = end.stderr.trim().split('\n').pop() ?? '';
       return {
         status: 'failed',
@@ -520,4 +752,13 @@ export function conclude(
       return { status: 'failed', error: { code: 'AGENT_FAILED', message: result.text || `the agent stopped: ${result.subtype}` } };
     }
   }
+}
+
+/**
+ * The signal that ended a process whose exit code Docker reported as 128 + the signal's number (the CLI is no shell,
+ * so such a code is a signal, not its own choice).
+ */
+function signalOfExitCode(code: number | null): string | null {
+  if (code === null || code <= 128) return null;
+  return Object.entries(constants.signals).find(([, number]) => number === code - 128)?.[0] ?? null;
 }

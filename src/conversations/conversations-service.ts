@@ -4,9 +4,10 @@ import { AppError, notFound, type ErrorCode } from '../core/errors.ts';
 import type { ConversationEvent } from '../core/events.ts';
 import { newId } from '../core/ids.ts';
 import type { Logger } from '../core/logger.ts';
-import type { WorkspaceEntry, WorkspaceFileAccess } from '../core/sandbox.ts';
+import type { WorkspaceFileAccess, WorkspaceListing, WorkspacePageRequest } from '../core/sandbox.ts';
 import type { Conversation, EgressRecord, Turn, User } from '../core/types.ts';
 import { ConversationRunner, type RunnerDeps, type SandboxAttachment } from './conversation-runner.ts';
+import { titleFromMessage, untitledConversation } from './conversation-title.ts';
 
 export interface ChatMessage {
   role: 'user' | 'assistant';
@@ -18,11 +19,17 @@ export interface ChatMessage {
 export interface ConversationsServiceDeps extends RunnerDeps {
   agents: AgentsService;
   maxMessageBytes: number;
+  /** Messages that may wait behind running turns, per conversation and per user. */
+  maxQueued: { perConversation: number; perUser: number };
 }
 
 /** Conversations, their turns and their event log; owns one runner per active conversation. */
 export class ConversationsService {
   private readonly runners = new Map<string, ConversationRunner>();
+  /** Who owns each conversation that has a runner, for the per-user bounds. */
+  private readonly owners = new Map<string, string>();
+  /** Messages accepted but not queued yet (their turn is being stored), per conversation. */
+  private readonly arriving = new Map<string, number>();
   private readonly logger: Logger;
 
   constructor(private readonly deps: ConversationsServiceDeps) {
@@ -36,21 +43,17 @@ export class ConversationsService {
   async recover(): Promise<void> {
     const { store } = this.deps;
     for (const turn of await store.listTurnsByStatus(['running'])) {
-      const runner = this.runner(turn.conversationId);
-      const error = { code: 'SERVER_RESTARTED' as const, message: 'the server stopped while this turn was running' };
-      await runner.emit({ type: 'error', turnId: turn.id, ...error });
-      await runner.emit({ type: 'turn.ended', turnId: turn.id, status: 'interrupted', usage: null, costUsd: null, durationMs: 0, error });
-      await store.updateTurn(turn.id, { status: 'interrupted', endedAt: new Date().toISOString(), error: error.message });
+      await (await this.recoveredRunner(turn.conversationId)).endAfterRestart(turn);
     }
     const queued = await store.listTurnsByStatus(['queued']);
     queued.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
-    for (const turn of queued) this.runner(turn.conversationId).enqueue(turn.id);
+    for (const turn of queued) (await this.recoveredRunner(turn.conversationId)).enqueue(turn.id);
     if (queued.length) this.logger.info({ turns: queued.length }, 'resumed queued turns');
   }
 
   async create(user: User, input: { agentId?: string | undefined; title?: string | undefined }): Promise<Conversation> {
     const agent = await this.deps.agents.get(user, input.agentId ?? defaultAgentId);
-    return this.deps.store.createConversation({ id: newId('conv'), userId: user.id, agentId: agent.id, title: input.title ?? 'New conversation' });
+    return this.deps.store.createConversation({ id: newId('conv'), userId: user.id, agentId: agent.id, title: input.title ?? untitledConversation });
   }
 
   list(user: User): Promise<Conversation[]> {
@@ -88,6 +91,7 @@ export class ConversationsService {
     await this.get(user, conversationId);
     const runner = this.runners.get(conversationId);
     this.runners.delete(conversationId);
+    this.owners.delete(conversationId);
     await runner?.close();
     await this.deps.sandboxes.removeWorkspace(conversationId);
     await this.deps.store.deleteConversation(conversationId);
@@ -102,17 +106,62 @@ export class ConversationsService {
     if (!text.trim()) throw new AppError('BAD_REQUEST', 'the message is empty');
     // Refused before anything is stored: 429 QUOTA_EXCEEDED naming the quota and when it resets.
     await this.deps.quotas?.assertCanStartTurn(user.id, { needsSandbox: !(this.runners.get(conversation.id)?.live ?? false) });
-    const turn = await this.deps.store.createTurn({ id: newId('turn'), conversationId: conversation.id, input: text });
-    const runner = this.runner(conversation.id);
-    await runner.emit({ type: 'turn.queued', turnId: turn.id, text });
-    runner.enqueue(turn.id);
-    return turn;
+    // The bounds are checked and the message counted in one synchronous step, so concurrent sends cannot overshoot.
+    this.assertQueueRoom(user.id, conversation.id);
+    const runner = this.runner(conversation.id, user.id);
+    const releaseSlot = runner.reserveSlot(user.id);
+    this.arriving.set(conversation.id, (this.arriving.get(conversation.id) ?? 0) + 1);
+    try {
+      const turn = await this.deps.store.createTurn({ id: newId('turn'), conversationId: conversation.id, input: text });
+      await runner.emit({ type: 'turn.queued', turnId: turn.id, text });
+      runner.enqueue(turn.id);
+      await this.titleFromFirstMessage(conversation, text);
+      return turn;
+    } finally {
+      const left = (this.arriving.get(conversation.id) ?? 1) - 1;
+      if (left > 0) this.arriving.set(conversation.id, left);
+      else this.arriving.delete(conversation.id);
+      releaseSlot();
+    }
   }
 
-  /** Entries of a directory of the conversation's workspace ('' is the root). */
-  async listFiles(user: User, conversationId: string, path: string): Promise<WorkspaceEntry[]> {
+  /** Names a conversation after its first message, unless it was given a title already (at creation or a rename). */
+  private async titleFromFirstMessage(conversation: Conversation, text: string): Promise<void> {
+    // No event yet: this message is the conversation's first.
+    if (conversation.lastSeq !== 0 || conversation.title !== untitledConversation) return;
+    const title = titleFromMessage(text);
+    if (!title) return;
+    await this.deps.store.updateConversation(conversation.id, { title }).catch((error: unknown) => {
+      this.logger.warn({ err: error, conversationId: conversation.id }, 'could not title the conversation');
+    });
+  }
+
+  /** Throws QUEUE_FULL (429) naming the bound when one more message would wait too many in the conversation or for the user. */
+  private assertQueueRoom(userId: string, conversationId: string): void {
+    const { perConversation, perUser } = this.deps.maxQueued;
+    const waiting = (id: string): number => (this.runners.get(id)?.queued ?? 0) + (this.arriving.get(id) ?? 0);
+    if (waiting(conversationId) >= perConversation) {
+      throw new AppError(
+        'QUEUE_FULL',
+        `${perConversation} messages already wait in this conversation (the limit, AGENTYARD_MAX_QUEUED_PER_CONVERSATION); send more once a turn has ended`,
+        { bound: 'queuedPerConversation', limit: perConversation },
+      );
+    }
+    let ofUser = 0;
+    for (const [id, owner] of this.owners) if (owner === userId) ofUser += waiting(id);
+    if (ofUser >= perUser) {
+      throw new AppError(
+        'QUEUE_FULL',
+        `${perUser} of your messages already wait across your conversations (the limit, AGENTYARD_MAX_QUEUED_PER_USER); send more once a turn has ended`,
+        { bound: 'queuedPerUser', limit: perUser },
+      );
+    }
+  }
+
+  /** A page of a directory of the conversation's workspace ('' is the root). */
+  async listFiles(user: User, conversationId: string, path: string, page?: WorkspacePageRequest): Promise<WorkspaceListing> {
     await this.get(user, conversationId);
-    return this.deps.sandboxes.workspaceFiles(conversationId).list(path);
+    return this.deps.sandboxes.workspaceFiles(conversationId).list(path, page);
   }
 
   async readFile(user: User, conversationId: string, path: string): Promise<Buffer> {
@@ -183,21 +232,31 @@ export class ConversationsService {
    */
   async attachSandbox(user: User, conversationId: string): Promise<SandboxAttachment> {
     await this.get(user, conversationId);
-    return this.runner(conversationId).attach();
+    return this.runner(conversationId, user.id).attach();
   }
 
   async close(): Promise<void> {
     const runners = [...this.runners.values()];
     this.runners.clear();
+    this.owners.clear();
     await Promise.all(runners.map((runner) => runner.close()));
   }
 
-  private runner(conversationId: string): ConversationRunner {
+  private runner(conversationId: string, userId: string): ConversationRunner {
     let runner = this.runners.get(conversationId);
     if (!runner) {
       runner = new ConversationRunner(conversationId, this.deps);
       this.runners.set(conversationId, runner);
+      this.owners.set(conversationId, userId);
     }
     return runner;
+  }
+
+  /** The runner of a conversation with turns left over from a previous process. */
+  private async recoveredRunner(conversationId: string): Promise<ConversationRunner> {
+    const existing = this.runners.get(conversationId);
+    if (existing) return existing;
+    const conversation = await this.deps.store.getConversation(conversationId);
+    return this.runner(conversationId, conversation?.userId ?? '');
   }
 }

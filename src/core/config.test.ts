@@ -54,6 +54,16 @@ describe('loadConfig', () => {
   });
 });
 
+describe('loadConfig: bounds per user', () => {
+  it('defaults to 3 sandboxes per user and 10 waiting messages per conversation, 30 per user, each settable and checked', () => {
+    expect(loadConfig({ env: {} }).limits).toMatchObject({ sandboxesPerUser: 3, queuedPerConversation: 10, queuedPerUser: 30 });
+    const set = loadConfig({ env: { AGENTYARD_MAX_SANDBOXES_PER_USER: '5', AGENTYARD_MAX_QUEUED_PER_CONVERSATION: '4', AGENTYARD_MAX_QUEUED_PER_USER: '8' } });
+    expect(set.limits).toMatchObject({ sandboxesPerUser: 5, queuedPerConversation: 4, queuedPerUser: 8 });
+    expect(() => loadConfig({ env: { AGENTYARD_MAX_SANDBOXES_PER_USER: '0' } })).toThrow(/AGENTYARD_MAX_SANDBOXES_PER_USER/);
+    expect(() => loadConfig({ env: { AGENTYARD_MAX_QUEUED_PER_USER: 'lots' } })).toThrow(/AGENTYARD_MAX_QUEUED_PER_USER/);
+  });
+});
+
 describe('loadConfig: the gateway’s settings', () => {
   it('defaults to unlimited quotas, no secret key, the built-in prices and generous rate limits', () => {
     const config = loadConfig({ env: {} });

@@ -28,6 +28,19 @@ const envNames = {
   'agent.maxRetries': 'AGENTYARD_MODEL_MAX_RETRIES',
   'agent.requestTimeoutMs': 'AGENTYARD_MODEL_REQUEST_TIMEOUT_MS',
   'limits.maxMessageBytes': 'AGENTYARD_MAX_MESSAGE_BYTES',
+  'limits.sandboxesPerUser': 'AGENTYARD_MAX_SANDBOXES_PER_USER',
+  'limits.queuedPerConversation': 'AGENTYARD_MAX_QUEUED_PER_CONVERSATION',
+  'limits.queuedPerUser': 'AGENTYARD_MAX_QUEUED_PER_USER',
+  'limits.terminalsPerUser': 'AGENTYARD_TERMINALS_PER_USER',
+  'limits.terminalsPerConversation': 'AGENTYARD_TERMINALS_PER_CONVERSATION',
+  'loginThrottle.freeFailures': 'AGENTYARD_LOGIN_FREE_FAILURES',
+  'loginThrottle.maxDelaySeconds': 'AGENTYARD_LOGIN_MAX_DELAY_SECONDS',
+  'loginThrottle.accountFailures': 'AGENTYARD_LOGIN_ACCOUNT_FAILURES',
+  'loginThrottle.accountMaxDelaySeconds': 'AGENTYARD_LOGIN_ACCOUNT_MAX_DELAY_SECONDS',
+  'loginThrottle.maxKeys': 'AGENTYARD_LOGIN_TRACKED_KEYS',
+  'agentCeilings.memoryMb': 'AGENTYARD_AGENT_MAX_MEMORY_MB',
+  'agentCeilings.cpus': 'AGENTYARD_AGENT_MAX_CPUS',
+  'agentCeilings.turnTimeoutSeconds': 'AGENTYARD_AGENT_MAX_TURN_SECONDS',
   // The gateway (issue 5): secrets at rest, prices, quotas, rate limits, abuse limits and egress.
   secretKey: 'AGENTYARD_SECRET_KEY',
   'usage.prices': 'AGENTYARD_MODEL_PRICES',
@@ -44,9 +57,18 @@ const envNames = {
   'gateway.maxBodyBytes': 'AGENTYARD_GATEWAY_MAX_BODY_BYTES',
   'gateway.maxStreamsPerSandbox': 'AGENTYARD_GATEWAY_MAX_STREAMS',
   'gateway.stallTimeoutSeconds': 'AGENTYARD_GATEWAY_STALL_TIMEOUT_SECONDS',
+  'gateway.maxConnectionsPerSandbox': 'AGENTYARD_GATEWAY_MAX_CONNECTIONS',
   'gateway.egressMaxConnections': 'AGENTYARD_EGRESS_MAX_CONNECTIONS',
   'gateway.egressHosts': 'AGENTYARD_EGRESS_HOSTS',
   'gateway.egressDnsServers': 'AGENTYARD_EGRESS_DNS_SERVERS',
+  'files.pageSize': 'AGENTYARD_FILES_PAGE_SIZE',
+  'files.maxPageSize': 'AGENTYARD_FILES_MAX_PAGE_SIZE',
+  'files.archiveMaxDepth': 'AGENTYARD_ARCHIVE_MAX_DEPTH',
+  'files.archiveMaxEntries': 'AGENTYARD_ARCHIVE_MAX_ENTRIES',
+  'files.archiveMaxBytes': 'AGENTYARD_ARCHIVE_MAX_BYTES',
+  'events.streamsPerUser': 'AGENTYARD_EVENT_STREAMS_PER_USER',
+  'events.streamsPerConversation': 'AGENTYARD_EVENT_STREAMS_PER_CONVERSATION',
+  'events.stallSeconds': 'AGENTYARD_EVENT_STREAM_STALL_SECONDS',
 } as const;
 
 type SettingName = keyof typeof envNames;
@@ -110,6 +132,20 @@ const rawSchema = z.object({
   'agent.maxRetries': z.coerce.number().int().min(0).max(15).default(2),
   'agent.requestTimeoutMs': positiveInt.default(120_000),
   'limits.maxMessageBytes': positiveInt.default(100_000),
+  'limits.sandboxesPerUser': positiveInt.default(3),
+  'limits.queuedPerConversation': positiveInt.default(10),
+  'limits.queuedPerUser': positiveInt.default(30),
+  'limits.terminalsPerUser': positiveInt.default(8),
+  'limits.terminalsPerConversation': positiveInt.default(4),
+  'loginThrottle.freeFailures': positiveInt.max(1000).default(5),
+  'loginThrottle.maxDelaySeconds': positiveInt.max(24 * 3600).default(900),
+  'loginThrottle.accountFailures': positiveInt.max(100_000).default(50),
+  'loginThrottle.accountMaxDelaySeconds': z.coerce.number().int().min(5).max(3600).default(60),
+  'loginThrottle.maxKeys': z.coerce.number().int().min(100).max(10_000_000).default(10_000),
+  // The ceilings' own bounds are those of an agent's limits (src/agents/agent-schema.ts).
+  'agentCeilings.memoryMb': z.coerce.number().int().min(128).max(65536).default(4096),
+  'agentCeilings.cpus': z.coerce.number().min(0.1).max(64).default(4),
+  'agentCeilings.turnTimeoutSeconds': z.coerce.number().int().min(5).max(24 * 3600).default(3600),
   secretKey: z
     .string()
     .refine((value) => secretKeyBytes(value) !== null, 'must be 32 random bytes as 64 hex digits or base64 (openssl rand -base64 32)')
@@ -138,12 +174,21 @@ const rawSchema = z.object({
   'gateway.maxBodyBytes': positiveInt.default(32 * 1024 * 1024),
   'gateway.maxStreamsPerSandbox': positiveInt.default(8),
   'gateway.stallTimeoutSeconds': positiveInt.default(60),
+  'gateway.maxConnectionsPerSandbox': positiveInt.default(128),
   'gateway.egressMaxConnections': positiveInt.default(32),
   'gateway.egressHosts': z
     .string()
     .regex(/^\s*[^=,\s]+=[0-9a-fA-F.:]+(\s*,\s*[^=,\s]+=[0-9a-fA-F.:]+)*\s*$/, 'must be name=address pairs separated by commas')
     .optional(),
   'gateway.egressDnsServers': z.string().min(1).optional(),
+  'files.pageSize': positiveInt.max(100_000).default(500),
+  'files.maxPageSize': positiveInt.max(100_000).default(2000),
+  'files.archiveMaxDepth': positiveInt.max(4096).default(64),
+  'files.archiveMaxEntries': positiveInt.default(20_000),
+  'files.archiveMaxBytes': positiveInt.default(512 * 1024 * 1024),
+  'events.streamsPerUser': positiveInt.default(32),
+  'events.streamsPerConversation': positiveInt.default(16),
+  'events.stallSeconds': positiveInt.default(30),
 });
 
 export type ModelCredential = { kind: 'api-key'; value: string } | { kind: 'oauth-token'; value: string };
@@ -214,7 +259,21 @@ export interface Config {
     maxRetries: number;
     requestTimeoutMs: number;
   };
-  limits: { maxMessageBytes: number };
+  limits: {
+    maxMessageBytes: number;
+    /** Sandboxes one user runs at once; at the cap an idle one is stopped to make room. */
+    sandboxesPerUser: number;
+    /** Messages waiting behind a running turn, per conversation and per user. */
+    queuedPerConversation: number;
+    queuedPerUser: number;
+    /** Terminals (shells) open at once, per user and per conversation. */
+    terminalsPerUser: number;
+    terminalsPerConversation: number;
+  };
+  /** Failed sign-ins: per account and address, then per account from all addresses (src/accounts/login-throttle.ts). */
+  loginThrottle: { freeFailures: number; maxDelaySeconds: number; accountFailures: number; accountMaxDelaySeconds: number; maxKeys: number };
+  /** The highest limits an agent may have until an administrator changes them (GET/PUT /api/admin/agent-limits). */
+  agentCeilings: { memoryMb: number; cpus: number; turnTimeoutSeconds: number };
   /** Encrypts users' own model credentials at rest (AES-256-GCM); null: users cannot store one. */
   secretKey: Buffer | null;
   /** Model prices by model id or `prefix*` pattern; null: the built-in table (src/usage/price-table.ts). */
@@ -229,6 +288,8 @@ export interface Config {
     maxStreamsPerSandbox: number;
     /** A sandbox that does not read its answer for this long is cut off. */
     stallTimeoutSeconds: number;
+    /** Connections one sandbox may hold open on its gateway socket at once (model requests, keep-alives, tunnels). */
+    maxConnectionsPerSandbox: number;
     /** Egress connections open at once from one sandbox. */
     egressMaxConnections: number;
     /** Fixed name → addresses the egress proxy resolves before DNS (like /etc/hosts). */
@@ -236,6 +297,10 @@ export interface Config {
     /** DNS servers (ip or ip:port) the egress proxy asks; empty: the system resolver. */
     egressDnsServers: string[];
   };
+  /** Workspace files: listing pages (the default, and the most a client may ask for), and what one zip may hold. */
+  files: { pageSize: number; maxPageSize: number; archiveMaxDepth: number; archiveMaxEntries: number; archiveMaxBytes: number };
+  /** Conversation event streams (SSE): how many may be open at once, and when a client that stopped reading is cut off. */
+  events: { streamsPerUser: number; streamsPerConversation: number; stallSeconds: number };
 }
 
 export class ConfigError extends Error {
@@ -333,7 +398,26 @@ export function loadConfig(input: { env: Record<string, string | undefined>; arg
       maxRetries: values['agent.maxRetries'],
       requestTimeoutMs: values['agent.requestTimeoutMs'],
     },
-    limits: { maxMessageBytes: values['limits.maxMessageBytes'] },
+    limits: {
+      maxMessageBytes: values['limits.maxMessageBytes'],
+      sandboxesPerUser: values['limits.sandboxesPerUser'],
+      queuedPerConversation: values['limits.queuedPerConversation'],
+      queuedPerUser: values['limits.queuedPerUser'],
+      terminalsPerUser: values['limits.terminalsPerUser'],
+      terminalsPerConversation: values['limits.terminalsPerConversation'],
+    },
+    loginThrottle: {
+      freeFailures: values['loginThrottle.freeFailures'],
+      maxDelaySeconds: values['loginThrottle.maxDelaySeconds'],
+      accountFailures: values['loginThrottle.accountFailures'],
+      accountMaxDelaySeconds: values['loginThrottle.accountMaxDelaySeconds'],
+      maxKeys: values['loginThrottle.maxKeys'],
+    },
+    agentCeilings: {
+      memoryMb: values['agentCeilings.memoryMb'],
+      cpus: values['agentCeilings.cpus'],
+      turnTimeoutSeconds: values['agentCeilings.turnTimeoutSeconds'],
+    },
     secretKey: values.secretKey === undefined ? null : secretKeyBytes(values.secretKey),
     prices: values['usage.prices'] ?? null,
     quotas: {
@@ -354,9 +438,22 @@ export function loadConfig(input: { env: Record<string, string | undefined>; arg
       maxBodyBytes: values['gateway.maxBodyBytes'],
       maxStreamsPerSandbox: values['gateway.maxStreamsPerSandbox'],
       stallTimeoutSeconds: values['gateway.stallTimeoutSeconds'],
+      maxConnectionsPerSandbox: values['gateway.maxConnectionsPerSandbox'],
       egressMaxConnections: values['gateway.egressMaxConnections'],
       egressHosts: parseHosts(values['gateway.egressHosts'] ?? ''),
       egressDnsServers: (values['gateway.egressDnsServers'] ?? '').split(',').map((server) => server.trim()).filter((server) => server !== ''),
+    },
+    files: {
+      pageSize: Math.min(values['files.pageSize'], values['files.maxPageSize']),
+      maxPageSize: values['files.maxPageSize'],
+      archiveMaxDepth: values['files.archiveMaxDepth'],
+      archiveMaxEntries: values['files.archiveMaxEntries'],
+      archiveMaxBytes: values['files.archiveMaxBytes'],
+    },
+    events: {
+      streamsPerUser: values['events.streamsPerUser'],
+      streamsPerConversation: values['events.streamsPerConversation'],
+      stallSeconds: values['events.stallSeconds'],
     },
   };
 }

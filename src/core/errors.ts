@@ -5,19 +5,35 @@ export const errorStatus = {
   FORBIDDEN: 403,
   NOT_FOUND: 404,
   CONFLICT: 409,
+  /** A write with `If-Match` found the file changed (or gone) since the version it names was read. */
+  FILE_CHANGED: 412,
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
   RATE_LIMITED: 429,
+  /** Too many failed sign-ins for the account (from this address, or from everywhere); `Retry-After` says when to try again. */
+  LOGIN_THROTTLED: 429,
+  /** Terminals open at once reached a bound (per user or per conversation); close one first. */
+  TOO_MANY_TERMINALS: 429,
   QUOTA_EXCEEDED: 429,
+  /** Every sandbox the user may run at once (AGENTYARD_MAX_SANDBOXES_PER_USER) is busy with a turn or a terminal. */
+  SANDBOX_LIMIT_REACHED: 429,
+  /** Too many messages wait behind running turns (AGENTYARD_MAX_QUEUED_PER_CONVERSATION, …_PER_USER). */
+  QUEUE_FULL: 429,
+  /** Too many event streams open at once (AGENTYARD_EVENT_STREAMS_PER_USER, …_PER_CONVERSATION). */
+  TOO_MANY_STREAMS: 429,
   INTERNAL: 500,
   AGENT_FAILED: 500,
   UPSTREAM_ERROR: 502,
   SANDBOX_UNAVAILABLE: 503,
+  /** The sandbox died as a whole during a turn (a gVisor sandbox past its process limit); the next message starts a new one. */
+  SANDBOX_CRASHED: 503,
   /** The sandbox killed a process (or, under gVisor, itself) for going over the agent's memory limit. */
   SANDBOX_OUT_OF_MEMORY: 507,
   /** The workspace reached its size limit. */
   WORKSPACE_FULL: 507,
   SERVER_RESTARTED: 503,
+  /** The database cannot be reached or stays locked right now; the request may be tried again. */
+  STORE_UNAVAILABLE: 503,
   TIMEOUT: 504,
 } as const;
 

@@ -12,6 +12,8 @@ export interface GatewayGrants {
   }): Promise<{ token: string; socketPath: string }>;
   /** Attributes the usage of later requests with this token to a turn. */
   setTurn(token: string, turnId: string | null): void;
+  /** Resolves once the turn's model requests have ended and their usage is recorded (true), or after `timeoutMs` (false). */
+  usageSettled(turnId: string, timeoutMs: number): Promise<boolean>;
   /** Replaces the sandbox's egress domains for connections opened from now on. */
   setEgressDomains(token: string, domains: readonly string[]): void;
   /** The token stops working at once and its socket is removed. */

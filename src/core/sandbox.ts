@@ -19,6 +19,12 @@ export interface SandboxLimits {
   pids: number;
 }
 
+/**
+ * RLIMIT_NOFILE (soft and hard) of every process in a sandbox, on every backend: a sandbox must not inherit the
+ * server's much larger limit (docs/decisions/0010-descriptor-budget.md).
+ */
+export const sandboxOpenFileLimit = 1024;
+
 export interface SandboxSpec {
   /** Names the workspace mounted at /workspace; one per conversation. Created on first use, kept after release. */
   workspaceId: string;
@@ -113,15 +119,38 @@ export interface WorkspaceEntry {
   modifiedAt: string;
 }
 
+/** Which page of a directory listing to read. */
+export interface WorkspacePageRequest {
+  /** Entries at most (default 500). */
+  limit?: number;
+  /** The `nextCursor` of the previous page; absent for the first. */
+  cursor?: string | null;
+}
+
+/** One page of a directory listing. */
+export interface WorkspaceListing {
+  entries: WorkspaceEntry[];
+  /** Where the next page starts (it names the last entry of this one); null on the last page. */
+  nextCursor: string | null;
+}
+
 /**
  * A workspace's files, read and written from the host whether or not a sandbox is live. Paths are relative
  * to the workspace root and can never leave it (`..`, absolute paths and symlinks pointing outside are refused).
  */
 export interface WorkspaceFileAccess {
-  /** Entries of a directory ('' is the root), directories first, then by name. */
-  list(path: string): Promise<WorkspaceEntry[]>;
+  /**
+   * A page of a directory's entries ('' is the root), directories first, then by name. Pages follow one another by
+   * name, not by position, so entries added or removed between two pages never make a page skip or repeat another.
+   */
+  list(path: string, page?: WorkspacePageRequest): Promise<WorkspaceListing>;
+  /** A regular file's bytes, never more than the per-file limit (PAYLOAD_TOO_LARGE), even while it grows. */
   read(path: string): Promise<Buffer>;
-  write(path: string, data: Buffer | string): Promise<void>;
+  /**
+   * Writes a regular file. With `ifMatch`, only over the file whose `workspaceFileVersion` is one of those given
+   * (`*`: any existing file); otherwise FILE_CHANGED and nothing is written.
+   */
+  write(path: string, data: Buffer | string, options?: { ifMatch?: readonly string[] | '*' }): Promise<void>;
 }
 
 export interface BackendCheck {

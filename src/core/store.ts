@@ -86,6 +86,11 @@ export interface Store {
   close(): Promise<void>;
 
   createUser(user: NewUser): Promise<User>;
+  /**
+   * Creates the user as the platform's first administrator, atomically with claiming that place: of any number of
+   * concurrent calls exactly one succeeds; the others (and every later call) answer null and create nothing.
+   */
+  createFirstAdmin(user: Omit<NewUser, 'role'>): Promise<User | null>;
   countUsers(): Promise<number>;
   getUser(id: string): Promise<User | null>;
   getUserByEmail(email: string): Promise<UserWithPassword | null>;
@@ -96,6 +101,8 @@ export interface Store {
   /** The session if it exists and has not expired. */
   getSession(idHash: string, now: string): Promise<BrowserSession | null>;
   deleteSession(idHash: string): Promise<void>;
+  /** Ends every browser session of the user. */
+  deleteUserSessions(userId: string): Promise<void>;
 
   createApiToken(token: NewApiToken): Promise<ApiToken>;
   /** The token if it exists, is not revoked and has not expired. */
@@ -126,7 +133,7 @@ export interface Store {
   getConversation(id: string): Promise<Conversation | null>;
   /** The user's conversations, most recently updated first. */
   listConversations(userId: string): Promise<Conversation[]>;
-  updateConversation(id: string, patch: { title?: string; claudeSessionId?: string | null }): Promise<Conversation | null>;
+  updateConversation(id: string, patch: { title?: string; claudeSessionId?: string | null; claudeResumeAt?: string | null }): Promise<Conversation | null>;
   /** Deletes the conversation with its turns and events. */
   deleteConversation(id: string): Promise<boolean>;
 
@@ -171,4 +178,11 @@ export interface Store {
   endOpenSandboxSessions(endedAt: string): Promise<number>;
   /** The user's sessions that overlap [from, to), open ones included. */
   listSandboxSessions(userId: string, from: string, to: string): Promise<SandboxSession[]>;
+
+  /** A platform-wide setting's value (table platform_settings), or null when unset. */
+  getSetting(key: string): Promise<string | null>;
+  /** Inserts or replaces a platform-wide setting. */
+  putSetting(key: string, value: string): Promise<void>;
+  /** false when it was unset. */
+  deleteSetting(key: string): Promise<boolean>;
 }

@@ -92,6 +92,11 @@ export interface Conversation {
   title: string;
   /** The Claude Code session id, once the CLI has reported it. */
   claudeSessionId: string | null;
+  /**
+   * The assistant message of that session that the next CLI continues from (`--resume-session-at`): the end of the
+   * last turn kept. Null: the whole session.
+   */
+  claudeResumeAt: string | null;
   /** Sequence number of the last event appended. */
   lastSeq: number;
   createdAt: string;

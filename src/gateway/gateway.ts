@@ -9,11 +9,13 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { join } from 'node:path';
 import { AppError, conflict } from '../core/errors.ts';
 import { silentLogger, type Logger } from '../core/logger.ts';
 import type { TokenUsage } from '../core/types.ts';
+import { ConnectionBudget, readOpenFileLimit, sandboxConnectionBudget, type ConnectionRefusal } from './descriptor-budget.ts';
 import { EgressProxy, type EgressContext, type EgressEvent } from './egress-proxy.ts';
 import { createEgressResolver, type EgressResolver } from './egress-resolver.ts';
 import {
@@ -22,8 +24,9 @@ import {
   upstreamRequestHeaders,
   type ModelCredential,
 } from './proxy-headers.ts';
+import { checkRequestTarget, describePathProblem } from './request-path.ts';
 import { TokenRegistry, type GatewayGrant, type TokenEntry } from './token-registry.ts';
-import { createUsageMeter } from './usage-meter.ts';
+import { createUsageMeter, PendingUsage, type PendingRequest } from './usage-meter.ts';
 
 export type { GatewayGrant } from './token-registry.ts';
 export type { ModelCredential } from './proxy-headers.ts';
@@ -65,6 +68,18 @@ export interface GatewayOptions {
   maxStreamsPerSandbox?: number;
   /** A sandbox that does not read its answer for this long is cut off (default 60 s). */
   stallTimeoutMs?: number;
+  /**
+   * Connections one sandbox may hold open on its socket at once, of every kind: model requests, idle keep-alives,
+   * egress tunnels (default 128). More are answered 429 and closed.
+   */
+  maxConnectionsPerSandbox?: number;
+  /**
+   * Connections all sandboxes together may hold (default: from this process's descriptor limit, see
+   * descriptor-budget.ts). More are answered 503 and closed.
+   */
+  maxConnections?: number;
+  /** A connection that has not sent a whole request head this long after it opened is closed (default 5 s). */
+  firstRequestTimeoutMs?: number;
   egress?: {
     /** Default: the system resolver. */
     resolve?: EgressResolver;
@@ -98,6 +113,11 @@ export interface Gateway {
   open(grant: GatewayGrant): Promise<GatewayLease>;
   /** Attributes usage of requests started from now on to `turnId` (null: no turn). Unknown tokens are ignored. */
   setTurn(token: string, turnId: string | null): void;
+  /**
+   * Resolves once every model request started during the turn has ended and its usage is recorded (true), or after
+   * `timeoutMs` (false): a turn's metered usage is final only then.
+   */
+  usageSettled(turnId: string, timeoutMs: number): Promise<boolean>;
   /** Replaces the sandbox's egress domains for connections opened from now on. Unknown tokens are ignored. */
   setEgressDomains(token: string, domains: readonly string[]): void;
   /** Replaces the platform credential for requests started from now on. */
@@ -118,7 +138,8 @@ export function gatewayClientEnv(gatewayUrl: string, token: string): Record<stri
 export { egressProxyEnv } from '../core/gateway.ts';
 
 export function createGateway(options: GatewayOptions): Gateway {
-  return new ModelGateway(options);
+  const maxConnections = options.maxConnections ?? sandboxConnectionBudget(readOpenFileLimit()?.soft ?? 1024);
+  return new ModelGateway({ ...options, maxConnections });
 }
 
 /** The paths a sandbox may reach; everything else (batches, files, admin) would bypass metering or scope. */
@@ -140,11 +161,23 @@ interface OpenSocket {
   token: string | null;
   /** Every connection to the socket, tunnels included (the HTTP server forgets those), to drop them on close. */
   connections: Set<Duplex>;
+  /** Connections that have not yet sent their first request, with the timer that closes them. */
+  awaitingRequest: Map<Duplex, NodeJS.Timeout>;
+  /** Connections refused over a limit, for the log. */
+  refused: number;
   log: Logger;
 }
 
+/** How a connection over a limit is answered: HTTP status, error type and message (in the API's error shape). */
+const connectionRefusals: Record<ConnectionRefusal, { status: string; type: string; message: (limit: number) => string }> = {
+  'sandbox-limit': { status: '429 Too Many Requests', type: 'rate_limit_error', message: (limit) => `at most ${limit} connections at once per sandbox` },
+  'server-limit': { status: '503 Service Unavailable', type: 'overloaded_error', message: () => 'the gateway holds as many sandbox connections as it can' },
+};
+
 class ModelGateway implements Gateway {
   private readonly registry = new TokenRegistry();
+  /** Model requests whose usage is not recorded yet, by turn. */
+  private readonly pendingUsage = new PendingUsage();
   private readonly sockets = new Map<string, OpenSocket>();
   /** Sandbox ids whose socket is being set up, so two opens for one sandbox cannot race. */
   private readonly opening = new Set<string>();
@@ -155,6 +188,8 @@ class ModelGateway implements Gateway {
   private readonly egress: EgressProxy;
   private readonly maxStreams: number;
   private readonly stallTimeoutMs: number;
+  private readonly firstRequestTimeoutMs: number;
+  private readonly connectionBudget: ConnectionBudget;
   private credential: ModelCredential | null;
 
   constructor(private readonly options: GatewayOptions) {
@@ -162,6 +197,11 @@ class ModelGateway implements Gateway {
     this.maxBodyBytes = options.maxBodyBytes ?? 32 * 1024 * 1024;
     this.maxStreams = options.maxStreamsPerSandbox ?? 8;
     this.stallTimeoutMs = options.stallTimeoutMs ?? 60_000;
+    this.firstRequestTimeoutMs = options.firstRequestTimeoutMs ?? 5_000;
+    this.connectionBudget = new ConnectionBudget({
+      perSandbox: options.maxConnectionsPerSandbox ?? 128,
+      total: options.maxConnections ?? sandboxConnectionBudget(1024),
+    });
     this.upstream = parseUpstream(options.upstreamUrl);
     this.credential = options.credential;
     const agentOptions = { keepAlive: true, maxFreeSockets: 16 };
@@ -206,6 +246,8 @@ class ModelGateway implements Gateway {
       server: null as unknown as Server,
       token: null,
       connections: new Set(),
+      awaitingRequest: new Map(),
+      refused: 0,
       log: this.logger.child({ sandboxId }),
     };
     // Headers must arrive promptly and a whole request body within 5 minutes; answers may stream for as long as they take.
@@ -213,10 +255,10 @@ class ModelGateway implements Gateway {
       this.handle(open, request, response);
     });
     open.server = server;
-    server.on('connection', (socket: Duplex) => {
-      open.connections.add(socket);
-      socket.once('close', () => open.connections.delete(socket));
-    });
+    // Ahead of the HTTP server's own listener, so that a refused connection is closed before it is parsed.
+    server.prependListener('connection', (socket: Socket) => this.accept(open, socket));
+    server.prependListener('request', (request: IncomingMessage) => this.requestArrived(open, request.socket));
+    server.prependListener('connect', (request: IncomingMessage) => this.requestArrived(open, request.socket));
     server.on('connect', (request: IncomingMessage, socket: Duplex, head: Buffer) => this.tunnel(open, request, socket, head));
     try {
       await mkdir(this.options.socketDir, { recursive: true });
@@ -249,6 +291,10 @@ class ModelGateway implements Gateway {
     this.registry.setTurn(token, turnId);
   }
 
+  usageSettled(turnId: string, timeoutMs: number): Promise<boolean> {
+    return this.pendingUsage.settled(turnId, timeoutMs);
+  }
+
   setEgressDomains(token: string, domains: readonly string[]): void {
     this.registry.setEgressDomains(token, domains);
   }
@@ -268,13 +314,51 @@ class ModelGateway implements Gateway {
     for (const socket of open.connections) socket.destroy();
     await closed;
     await rm(open.socketPath, { force: true });
-    this.logger.info({ sandboxId: open.sandboxId, conversationId: entry?.grant.conversationId }, 'gateway socket closed');
+    this.logger.info({ sandboxId: open.sandboxId, conversationId: entry?.grant.conversationId, refusedConnections: open.refused }, 'gateway socket closed');
   }
 
   async closeAll(): Promise<void> {
     await Promise.all([...this.sockets.keys()].map((token) => this.close(token)));
     this.egress.closeAll();
     this.agent.destroy();
+  }
+
+  /**
+   * Counts a new connection against its sandbox's cap and the server's budget, or answers it with an error and
+   * closes it at once: a flood of connections must not hold the server's descriptors.
+   */
+  private accept(open: OpenSocket, socket: Socket): void {
+    socket.on('error', () => undefined);
+    const place = this.connectionBudget.take(open.sandboxId);
+    if ('refused' in place) {
+      open.refused += 1;
+      if (open.refused === 1) {
+        open.log.warn({ reason: place.refused, held: this.connectionBudget.held(open.sandboxId), total: this.connectionBudget.held() }, 'refusing gateway connections over the limit');
+      }
+      const refusal = connectionRefusals[place.refused];
+      const body = JSON.stringify({ type: 'error', error: { type: refusal.type, message: refusal.message(this.connectionBudget.limits.perSandbox) } });
+      socket.write(
+        `HTTP/1.1 ${refusal.status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+          `retry-after: 1\r\nconnection: close\r\n\r\n${body}`,
+      );
+      socket.destroy();
+      return;
+    }
+    open.connections.add(socket);
+    // A connection that sends nothing only holds a descriptor.
+    open.awaitingRequest.set(socket, setTimeout(() => socket.destroy(), this.firstRequestTimeoutMs));
+    socket.once('close', () => {
+      place.release();
+      open.connections.delete(socket);
+      this.requestArrived(open, socket);
+    });
+  }
+
+  private requestArrived(open: OpenSocket, socket: Duplex): void {
+    const timer = open.awaitingRequest.get(socket);
+    if (timer === undefined) return;
+    clearTimeout(timer);
+    open.awaitingRequest.delete(socket);
   }
 
   /** The live entry of the sandbox this socket belongs to. */
@@ -298,11 +382,18 @@ class ModelGateway implements Gateway {
     const sandboxId = open.sandboxId;
     const method = request.method ?? 'GET';
     const url = request.url ?? '/';
-    const pathname = url.split('?')[0] ?? '/';
+    const target = url.startsWith('/') ? checkRequestTarget(url) : null;
+    const pathname = target !== null && 'path' in target ? target.path : (url.split('?')[0] ?? '/');
     const log = open.log;
     response.on('finish', () => {
       log.debug({ method, path: pathname, status: response.statusCode, durationMs: Date.now() - started }, 'model request');
     });
+
+    // Only one spelling of a path is matched against the allowlist and sent on: no dot segments, no encodings.
+    if (target !== null && 'problem' in target) {
+      sendError(request, response, 400, 'invalid_request_error', `agentyard: ${describePathProblem(target.problem)}`);
+      return;
+    }
 
     // The CLI preconnects with an unauthenticated HEAD /; nothing is forwarded.
     if (pathname === '/' && (method === 'HEAD' || method === 'GET')) {
@@ -352,6 +443,9 @@ class ModelGateway implements Gateway {
     // The turn when the request started is the one it is billed to, whenever it ends.
     const turnId = entry.turnId;
     const metered = method === 'POST' && pathname === '/v1/messages';
+    // The turn's usage is not final while this request's answer runs or its usage is being recorded.
+    const pending = this.pendingUsage.track(metered ? turnId : null);
+    response.once('close', pending.done);
     const proceed = (credential: ModelCredential | null, refusal: GatewayRefusal | null): void => {
       if (refusal) {
         log.info({ conversationId: grant.conversationId, turnId, code: refusal.code }, 'model request refused');
@@ -375,8 +469,9 @@ class ModelGateway implements Gateway {
         };
         Promise.resolve()
           .then(() => this.options.onUsage(record))
-          .catch((error: unknown) => log.error({ err: error, conversationId: grant.conversationId }, 'recording usage failed'));
-      }, log);
+          .catch((error: unknown) => log.error({ err: error, conversationId: grant.conversationId }, 'recording usage failed'))
+          .finally(pending.hold());
+      }, log, pending);
     };
 
     const { credentialFor, admit } = this.options;
@@ -400,6 +495,7 @@ class ModelGateway implements Gateway {
     credential: ModelCredential,
     report: (model: string | null, usage: TokenUsage) => void,
     log: Logger,
+    pending: PendingRequest,
   ): void {
     const basePath = this.upstream.pathname.replace(/\/+$/, '');
     const send = this.upstream.protocol === 'https:' ? httpsRequest : httpRequest;
@@ -437,6 +533,8 @@ class ModelGateway implements Gateway {
     });
 
     upstreamRequest.on('response', (upstreamResponse) => {
+      // Held until the answer has closed: a stream cut off by the sandbox is reported only then.
+      const answered = pending.hold();
       const meter = createUsageMeter(upstreamResponse.headers['content-type']);
       let reported = false;
       const reportOnce = (): void => {
@@ -472,6 +570,7 @@ class ModelGateway implements Gateway {
       // Cut short (either side hung up): what was generated so far was still consumed.
       upstreamResponse.on('close', () => {
         reportOnce();
+        answered();
         if (!upstreamResponse.complete) {
           response.destroy();
         }

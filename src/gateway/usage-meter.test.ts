@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createUsageMeter, type MeteredUsage } from './usage-meter.ts';
+import { createUsageMeter, PendingUsage, type MeteredUsage } from './usage-meter.ts';
 
 function sse(events: Array<[string, unknown]>, lineEnd = '\n'): string {
   return events.map(([name, data]) => `event: ${name}${lineEnd}data: ${JSON.stringify(data)}${lineEnd}${lineEnd}`).join('');
@@ -69,5 +69,43 @@ describe('createUsageMeter', () => {
     expect(meter('application/json', 'not json')).toBeNull();
     expect(meter('text/plain', stream)).toBeNull();
     expect(meter('text/event-stream', sse([['error', { type: 'error', error: { type: 'overloaded_error' } }]]))).toBeNull();
+  });
+});
+
+describe('PendingUsage', () => {
+  it('settles a turn once every request it started is done and every hold on them is released', async () => {
+    const pending = new PendingUsage();
+    const first = pending.track('turn_1');
+    const second = pending.track('turn_1');
+    const other = pending.track('turn_2');
+    let settled = false;
+    const waiting = pending.settled('turn_1', 10_000).then((value) => {
+      settled = value;
+    });
+    first.done();
+    // The answer was cut off, but its usage is still being recorded.
+    const recording = second.hold();
+    second.done();
+    second.done();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(settled).toBe(false);
+    recording();
+    await waiting;
+    expect(settled).toBe(true);
+    // Other turns are counted apart; a hold taken after the request finished keeps nothing pending.
+    expect(await pending.settled('turn_2', 10)).toBe(false);
+    other.done();
+    other.hold()();
+    expect(await pending.settled('turn_2', 10)).toBe(true);
+  });
+
+  it('answers false after the timeout when a request never ends, and at once for a turn with none', async () => {
+    const pending = new PendingUsage();
+    pending.track('turn_1');
+    expect(await pending.settled('turn_1', 20)).toBe(false);
+    expect(await pending.settled('turn_unknown', 10_000)).toBe(true);
+    // Requests outside any turn are not tracked.
+    pending.track(null).hold();
+    expect(await pending.settled('turn_unknown', 10_000)).toBe(true);
   });
 });

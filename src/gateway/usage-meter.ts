@@ -178,3 +178,75 @@ class JsonUsageMeter implements UsageMeter {
     return { model: typeof body.model === 'string' ? body.model : null, usage: complete(fields) };
   }
 }
+
+/** A model request whose usage is being metered, pending until it is done and every hold on it is released. */
+export interface PendingRequest {
+  /** Adds one more thing the request waits for (its upstream answer, the record of its usage); call the result once it is over. */
+  hold(): () => void;
+  /** The request's own part is over (its answer to the sandbox has ended); idempotent. */
+  done(): void;
+}
+
+/**
+ * Model requests of each turn whose usage is not recorded yet, so that a turn's end can wait for the usage of what it
+ * started, however it ended (an answer cut off by a stop is still metered once the stream has closed).
+ */
+export class PendingUsage {
+  private readonly pending = new Map<string, number>();
+  private readonly waiters = new Map<string, Set<() => void>>();
+
+  /** Starts tracking a request of the turn (null: no turn, nothing is tracked). */
+  track(turnId: string | null): PendingRequest {
+    if (turnId === null) return { hold: () => () => undefined, done: () => undefined };
+    this.pending.set(turnId, (this.pending.get(turnId) ?? 0) + 1);
+    let holds = 0;
+    let finished = false;
+    const release = (): void => {
+      holds -= 1;
+      if (holds > 0 || finished) return;
+      finished = true;
+      this.finish(turnId);
+    };
+    const hold = (): (() => void) => {
+      if (finished) return () => undefined;
+      holds += 1;
+      let released = false;
+      return () => {
+        if (released) return;
+        released = true;
+        release();
+      };
+    };
+    return { hold, done: hold() };
+  }
+
+  /** Resolves once no request of the turn is pending (true), or after `timeoutMs` (false). */
+  settled(turnId: string, timeoutMs: number): Promise<boolean> {
+    if (!this.pending.has(turnId)) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const waiters = this.waiters.get(turnId) ?? new Set<() => void>();
+      this.waiters.set(turnId, waiters);
+      const wake = (): void => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        waiters.delete(wake);
+        if (waiters.size === 0 && this.waiters.get(turnId) === waiters) this.waiters.delete(turnId);
+        resolve(false);
+      }, timeoutMs);
+      waiters.add(wake);
+    });
+  }
+
+  private finish(turnId: string): void {
+    const left = (this.pending.get(turnId) ?? 1) - 1;
+    if (left > 0) {
+      this.pending.set(turnId, left);
+      return;
+    }
+    this.pending.delete(turnId);
+    for (const wake of this.waiters.get(turnId) ?? []) wake();
+    this.waiters.delete(turnId);
+  }
+}

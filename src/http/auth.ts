@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AccountsService, Principal } from '../accounts/accounts-service.ts';
 import { forbidden, unauthorized } from '../core/errors.ts';
-import type { App } from './server.ts';
+import type { App } from './app.ts';
 import type { User } from '../core/types.ts';
 
 export const sessionCookie = 'agentyard_session';
@@ -20,6 +20,7 @@ const safeMethods = new Set(['GET', 'HEAD', 'OPTIONS']);
  */
 export function installAuthentication(app: App, accounts: AccountsService): void {
   app.decorateRequest('principal', null);
+  guardAdminRoutes(app);
   app.addHook('onRequest', async (request) => {
     const authorization = request.headers.authorization;
     if (authorization !== undefined) {
@@ -35,6 +36,18 @@ export function installAuthentication(app: App, accounts: AccountsService): void
     if (request.principal && !safeMethods.has(request.method) && !sameOrigin(request)) {
       throw forbidden('cross-site request refused');
     }
+  });
+}
+
+/**
+ * Administration routes (`/api/admin/...`) refuse anyone but an administrator before reading the request, so that a
+ * caller who may not use them gets 401 or 403 whatever the body or parameters say. Their handlers check it too.
+ */
+function guardAdminRoutes(app: App): void {
+  app.addHook('onRoute', (route) => {
+    if (!route.url.startsWith('/api/admin/')) return;
+    const own = route.onRequest === undefined ? [] : [route.onRequest].flat();
+    route.onRequest = [async (request: FastifyRequest) => void requireAdmin(request), ...own];
   });
 }
 

@@ -1,5 +1,5 @@
 import type { FastifyError } from 'fastify';
-import type { App } from './server.ts';
+import type { App } from './app.ts';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { AppError, errorStatus, type ErrorCode } from '../core/errors.ts';
 

@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../core/errors.ts';
-import type { App } from './server.ts';
+import type { App } from './app.ts';
 
 export interface RateLimitOptions {
   windowSeconds: number;

@@ -2,16 +2,12 @@ import { randomUUID } from 'node:crypto';
 import fastifyCookie from '@fastify/cookie';
 import fastifySwagger from '@fastify/swagger';
 import fastifyWebsocket from '@fastify/websocket';
-import Fastify, { type FastifyInstance } from 'fastify';
-import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
-import type { AccountsService } from '../accounts/accounts-service.ts';
-import type { AgentsService } from '../agents/agents-service.ts';
+import Fastify from 'fastify';
+import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Config } from '../core/config.ts';
-import type { Logger } from '../core/logger.ts';
-import type { BackendCheck } from '../core/sandbox.ts';
-import type { ConversationsService } from '../conversations/conversations-service.ts';
 import { installAuthentication } from './auth.ts';
 import { installErrorHandlers } from './errors.ts';
+import { describeErrorAnswers, swaggerOptions } from './openapi.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
 import { registerAgentRoutes } from './routes/agents.ts';
 import { registerAuthRoutes } from './routes/auth.ts';
@@ -28,29 +24,10 @@ import { registerEgressRoutes } from './routes/egress.ts';
 import { registerQuotaRoutes } from './routes/quotas.ts';
 import { registerUsageRoutes } from './routes/usage.ts';
 import { installRateLimits } from './rate-limit.ts';
-import type { EgressSettings } from '../gateway/egress-settings.ts';
-import type { UserCredentials } from '../gateway/user-credentials.ts';
-import type { QuotasService } from '../usage/quotas-service.ts';
-import type { UsageService } from '../usage/usage-service.ts';
+import type { App, AppServices } from './app.ts';
 import { registerWebApp } from './static.ts';
 import { TerminalSessions } from './terminal-sessions.ts';
-
-/** Everything the routes use, built once by the composition root. */
-export interface AppServices {
-  config: Config;
-  accounts: AccountsService;
-  agents: AgentsService;
-  conversations: ConversationsService;
-  /** Readiness checks: store, sandbox backend, CLI binary. */
-  readiness: () => Promise<BackendCheck[]>;
-  logger: Logger;
-  quotas: QuotasService;
-  usage: UsageService;
-  credentials: UserCredentials;
-  egress: EgressSettings;
-}
-
-export type App = FastifyInstance<any, any, any, Logger, ZodTypeProvider>;
+import { LiveConnections } from './live-connections.ts';
 
 /** Request bodies may hold a message plus JSON framing; larger ones are refused before parsing. */
 const bodyLimit = (config: Config): number => Math.max(1024 * 1024, config.limits.maxMessageBytes * 2);
@@ -65,23 +42,21 @@ export async function buildServer(services: AppServices): Promise<App> {
   app.setSerializerCompiler(serializerCompiler);
   installErrorHandlers(app);
   await app.register(fastifyCookie);
-  await app.register(fastifySwagger, {
-    openapi: {
-      info: { title: 'Agentyard API', version: '0.1.0', description: 'Run Claude Code agents in isolated sandboxes.' },
-      components: {
-        securitySchemes: {
-          bearer: { type: 'http', scheme: 'bearer', description: 'An API token from POST /api/tokens' },
-          cookie: { type: 'apiKey', in: 'cookie', name: 'agentyard_session' },
-        },
-      },
-      security: [{ bearer: [] }, { cookie: [] }],
-    },
-    transform: jsonSchemaTransform,
-  });
+  describeErrorAnswers(app);
+  await app.register(fastifySwagger, swaggerOptions);
   installAuthentication(app, services.accounts);
   installRateLimits(app, services.config.rateLimits);
   await app.register(fastifyWebsocket, { options: { maxPayload: 1024 * 1024 } });
-  const terminals = new TerminalSessions(services.conversations, { logger: services.logger.child({ component: 'terminal' }) });
+  // Revoking a credential ends at once the event streams and terminals it opened.
+  const liveConnections = new LiveConnections((principal) => services.accounts.stillValid(principal), services.logger.child({ component: 'live-connections' }));
+  app.decorate('liveConnections', liveConnections);
+  const stopRevocations = services.accounts.onRevoke((revocation) => liveConnections.revoke(revocation));
+  app.addHook('onClose', async () => stopRevocations());
+  const terminals = new TerminalSessions(services.conversations, {
+    logger: services.logger.child({ component: 'terminal' }),
+    maxPerUser: services.config.limits.terminalsPerUser,
+    maxPerConversation: services.config.limits.terminalsPerConversation,
+  });
   app.addHook('onClose', () => terminals.close());
 
   registerHealthRoutes(app, services);
@@ -98,7 +73,7 @@ export async function buildServer(services: AppServices): Promise<App> {
   registerCredentialRoutes(app, services);
   registerEgressRoutes(app, services);
   registerStatusRoutes(app, services);
-  registerTerminalRoutes(app, { terminals });
+  registerTerminalRoutes(app, { terminals, liveConnections });
   registerWebApp(app);
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return app;

@@ -6,7 +6,7 @@ import Fastify from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { installErrorHandlers } from './errors.ts';
-import type { App } from './server.ts';
+import type { App } from './app.ts';
 import { registerWebApp } from './static.ts';
 
 async function appServing(root: string): Promise<App> {

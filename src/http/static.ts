@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyReply } from 'fastify';
-import type { App } from './server.ts';
+import type { App } from './app.ts';
 
 /** The built web app (`npm run build:web` writes it; `npm start` builds it when its sources changed). */
 export const defaultWebRoot = path.resolve(import.meta.dirname, '../../web/dist');

@@ -4,14 +4,17 @@ import { silentLogger, type Logger } from '../core/logger.ts';
 import { sandboxPaths, type ExecProcess } from '../core/sandbox.ts';
 import type { User } from '../core/types.ts';
 import type { ConversationsService } from '../conversations/conversations-service.ts';
+import { revokedMessage, type LiveConnection } from './live-connections.ts';
 
 export interface TerminalSessionsOptions {
   /** How long a shell whose socket went away waits for its tab to come back before it is killed. */
   graceMs?: number;
   /** Output kept for a reconnecting tab to catch up on. */
   scrollbackBytes?: number;
-  /** Live shells one user may hold at once. */
+  /** Live shells one user may hold at once (AGENTYARD_TERMINALS_PER_USER). */
   maxPerUser?: number;
+  /** Live shells one conversation may hold at once (AGENTYARD_TERMINALS_PER_CONVERSATION). */
+  maxPerConversation?: number;
   logger?: Logger;
 }
 
@@ -31,10 +34,11 @@ const shellPrompt = '\\[\\e[1;32m\\]agent@agentyard\\[\\e[0m\\]:\\[\\e[1;34m\\]\
  */
 export class TerminalSessions {
   private readonly sessions = new Map<string, TerminalSession>();
-  private readonly opening = new Map<string, Promise<TerminalSession>>();
+  private readonly opening = new Map<string, { userId: string; conversationId: string; session: Promise<TerminalSession> }>();
   private readonly graceMs: number;
   private readonly scrollbackBytes: number;
   private readonly maxPerUser: number;
+  private readonly maxPerConversation: number;
   private readonly logger: Logger;
   private closed = false;
 
@@ -45,6 +49,7 @@ export class TerminalSessions {
     this.graceMs = options.graceMs ?? 5 * 60_000;
     this.scrollbackBytes = options.scrollbackBytes ?? 256 * 1024;
     this.maxPerUser = options.maxPerUser ?? 8;
+    this.maxPerConversation = options.maxPerConversation ?? 4;
     this.logger = options.logger ?? silentLogger;
   }
 
@@ -59,15 +64,34 @@ export class TerminalSessions {
       return live;
     }
     const pending = this.opening.get(key);
-    if (pending) return pending;
-    const count = [...this.sessions.values()].filter((session) => session.userId === user.id).length;
-    if (count >= this.maxPerUser) throw new AppError('RATE_LIMITED', `you have ${count} terminals open; close one first`);
+    if (pending) return pending.session;
+    this.checkBounds(user.id, conversationId);
     const opening = this.start(user, conversationId, sessionId, key, size);
-    this.opening.set(key, opening);
+    this.opening.set(key, { userId: user.id, conversationId, session: opening });
     try {
       return await opening;
     } finally {
       this.opening.delete(key);
+    }
+  }
+
+  /** Shells live or starting count against the bounds until they exit. */
+  private checkBounds(userId: string, conversationId: string): void {
+    const held = [...this.sessions.values(), ...this.opening.values()];
+    const ofUser = held.filter((session) => session.userId === userId).length;
+    if (ofUser >= this.maxPerUser) {
+      throw new AppError('TOO_MANY_TERMINALS', `you have ${ofUser} terminals open, the most one user may (AGENTYARD_TERMINALS_PER_USER); close one first`, {
+        bound: 'perUser',
+        limit: this.maxPerUser,
+      });
+    }
+    const ofConversation = held.filter((session) => session.conversationId === conversationId).length;
+    if (ofConversation >= this.maxPerConversation) {
+      throw new AppError(
+        'TOO_MANY_TERMINALS',
+        `this conversation has ${ofConversation} terminals open, the most one conversation may (AGENTYARD_TERMINALS_PER_CONVERSATION); close one first`,
+        { bound: 'perConversation', limit: this.maxPerConversation },
+      );
     }
   }
 
@@ -93,7 +117,7 @@ export class TerminalSessions {
       throw error;
     }
     const logger = this.logger.child({ conversationId, userId: user.id, terminal: sessionId });
-    const session = new TerminalSession(sessionId, user.id, process, this.scrollbackBytes, this.graceMs, logger);
+    const session = new TerminalSession(sessionId, user.id, conversationId, process, this.scrollbackBytes, this.graceMs, logger);
     this.sessions.set(key, session);
     logger.info({ sandboxId: sandbox.id }, 'terminal opened');
     void process.exited.then((status) => {
@@ -116,10 +140,14 @@ export class TerminalSession {
   private graceTimer: NodeJS.Timeout | null = null;
   private drainTimer: NodeJS.Timeout | null = null;
   private finished = false;
+  private revoked = false;
+  /** The credentials that opened or reattached this shell: revoking any of them ends it. */
+  private readonly credentials = new Map<string, LiveConnection>();
 
   constructor(
     readonly id: string,
     readonly userId: string,
+    readonly conversationId: string,
     readonly process: ExecProcess,
     private readonly maxScrollback: number,
     private readonly graceMs: number,
@@ -135,7 +163,8 @@ export class TerminalSession {
    * already; it gets what it missed when the scrollback still holds it, or a reset and the whole scrollback.
    */
   attach(socket: WebSocket, offset: number | null): void {
-    if (this.finished) return;
+    if (this.revoked) return this.refuse(socket);
+    if (this.finished) return socket.close(1000, 'the shell exited');
     const previous = this.socket;
     this.socket = socket;
     this.clearGrace();
@@ -167,9 +196,34 @@ export class TerminalSession {
     this.process.kill('SIGKILL');
   }
 
+  /**
+   * Ties the shell to a credential that opened or reattached it (`key` names the credential): when that credential
+   * is revoked, `revoke` runs. A credential already held is not tracked twice.
+   */
+  holdCredential(key: string, connection: LiveConnection): void {
+    if (this.finished || this.credentials.has(key)) connection.release();
+    else this.credentials.set(key, connection);
+  }
+
+  /** A credential that opened the shell was revoked: the socket closes with 4401 and the shell is killed. */
+  revoke(): void {
+    this.revoked = true;
+    const socket = this.socket;
+    this.socket = null;
+    if (socket) this.refuse(socket);
+    this.terminate();
+  }
+
+  private refuse(socket: WebSocket): void {
+    this.sendTo(socket, { type: 'error', code: 'UNAUTHORIZED', message: revokedMessage });
+    socket.close(4401, 'the credential was revoked');
+  }
+
   /** Called once the shell has exited. */
   ended(status: { code: number | null; signal: string | null }): void {
     this.finished = true;
+    for (const connection of this.credentials.values()) connection.release();
+    this.credentials.clear();
     this.clearGrace();
     if (this.drainTimer) clearInterval(this.drainTimer);
     const socket = this.socket;

@@ -78,9 +78,9 @@ export class WorkspaceDisks {
   files(workspaceId: string, files: WorkspaceFileAccess): WorkspaceFileAccess {
     const mounted = () => this.ensure(workspaceId);
     return {
-      list: async (relativePath) => (await mounted(), files.list(relativePath)),
+      list: async (relativePath, page) => (await mounted(), files.list(relativePath, page)),
       read: async (relativePath) => (await mounted(), files.read(relativePath)),
-      write: async (relativePath, data) => (await mounted(), files.write(relativePath, data)),
+      write: async (relativePath, data, options) => (await mounted(), files.write(relativePath, data, options)),
     };
   }
 

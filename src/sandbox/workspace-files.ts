@@ -1,9 +1,12 @@
 import { constants } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { lstat, open, mkdir, readdir, readlink, realpath, rename, rm, type FileHandle } from 'node:fs/promises';
+import { lstat, open, opendir, mkdir, readlink, realpath, rename, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import { setImmediate as setImmediatePromise } from 'node:timers/promises';
 import { AppError } from '../core/errors.ts';
-import type { WorkspaceEntry, WorkspaceFileAccess } from '../core/sandbox.ts';
+import { workspaceFileVersion } from '../core/file-version.ts';
+import type { WorkspaceEntry, WorkspaceFileAccess, WorkspaceListing, WorkspacePageRequest } from '../core/sandbox.ts';
+import { BoundedHeap } from './bounded-heap.ts';
 
 export interface WorkspaceFilesOptions {
   /** Host directory that is the workspace root (mounted at /workspace in the sandbox). */
@@ -16,6 +19,12 @@ export interface WorkspaceFilesOptions {
 }
 
 const defaultMaxBytes = 16 * 1024 * 1024;
+const defaultPageSize = 500;
+/** Names read from a directory at once while listing it. */
+const scanBatch = 4096;
+/** Read sizes once a file turned out bigger than its size said. */
+const minReadBytes = 64 * 1024;
+const maxReadBytes = 1024 * 1024;
 const maxNameBytes = 255;
 const maxPathBytes = 4096;
 
@@ -37,14 +46,20 @@ export class WorkspaceFiles implements WorkspaceFileAccess {
     this.maxBytes = options.maxBytes ?? defaultMaxBytes;
   }
 
-  /** Lists a directory ('' is the root); a workspace that was never used lists as empty. */
-  async list(relativePath: string): Promise<WorkspaceEntry[]> {
+  /**
+   * One page of a directory ('' is the root); a workspace that was never used lists as empty. The directory is
+   * streamed and only the page's entries are kept, so a directory of any size costs the same memory.
+   */
+  async list(relativePath: string, page: WorkspacePageRequest = {}): Promise<WorkspaceListing> {
+    const limit = page.limit ?? defaultPageSize;
+    if (!Number.isInteger(limit) || limit < 1) throw new AppError('BAD_REQUEST', 'limit must be a positive integer');
+    const after = page.cursor ? parseCursor(page.cursor) : null;
     const segments = relativePath === '' || relativePath === '.' ? [] : parseWorkspacePath(relativePath);
     let root: string;
     try {
       root = await this.rootReal();
     } catch (error) {
-      if (segments.length === 0) return [];
+      if (segments.length === 0) return { entries: [], nextCursor: null };
       throw error;
     }
     const target = await resolveInside(root, segments, relativePath);
@@ -52,24 +67,47 @@ export class WorkspaceFiles implements WorkspaceFileAccess {
     try {
       await assertHandleInside(root, handle, relativePath);
       const directory = `/proc/self/fd/${handle.fd}`;
-      const entries = await readdir(directory, { withFileTypes: true });
+      // One more than the page, to know whether another page follows.
+      const smallest = new BoundedHeap<Position>(limit + 1, comparePositions);
+      const stream = await opendir(directory, { bufferSize: scanBatch });
+      try {
+        // readSync, not `for await`: the async read costs a promise and a tick per entry, twice the time of a whole
+        // scan of a big directory. A sync read blocks only for one batch of names (about a millisecond for 4,096 on
+        // a local disk) when its buffer is empty; the scan lets other requests run after every batch.
+        for (let count = 1, entry = stream.readSync(); entry !== null; count++, entry = stream.readSync()) {
+          const position = { directory: entry.isDirectory(), folded: entry.name.toLowerCase(), name: entry.name };
+          if (!after || comparePositions(position, after) > 0) smallest.offer(position);
+          if (count % scanBatch === 0) await setImmediatePromise();
+        }
+      } finally {
+        stream.closeSync();
+      }
+      const positions = smallest.sorted();
+      const more = positions.length > limit;
+      if (more) positions.pop();
       const listed = await Promise.all(
-        entries.map(async (entry): Promise<WorkspaceEntry | null> => {
-          const stats = await lstat(path.join(directory, entry.name)).catch(() => null);
+        positions.map(async ({ name }): Promise<WorkspaceEntry | null> => {
+          const stats = await lstat(path.join(directory, name)).catch(() => null);
           if (!stats) return null; // removed while listing
           const type = stats.isFile() ? 'file' : stats.isDirectory() ? 'directory' : stats.isSymbolicLink() ? 'symlink' : 'other';
-          return { name: entry.name, type, size: type === 'file' ? stats.size : 0, modifiedAt: stats.mtime.toISOString() };
+          return { name, type, size: type === 'file' ? stats.size : 0, modifiedAt: stats.mtime.toISOString() };
         }),
       );
-      return listed
-        .filter((entry): entry is WorkspaceEntry => entry !== null)
-        .sort((a, b) => Number(b.type === 'directory') - Number(a.type === 'directory') || a.name.localeCompare(b.name));
+      return {
+        entries: listed.filter((entry): entry is WorkspaceEntry => entry !== null),
+        nextCursor: more ? formatCursor(positions.at(-1)!) : null,
+      };
+    } catch (error) {
+      throw fileError(error, relativePath);
     } finally {
       await handle.close();
     }
   }
 
-  /** Reads a regular file; symlinks are followed only while they stay inside the workspace. */
+  /**
+   * Reads a regular file; symlinks are followed only while they stay inside the workspace. At most the size
+   * limit and one byte are read from the one open descriptor, so a file growing meanwhile is refused, not buffered.
+   */
   async read(relativePath: string): Promise<Buffer> {
     const root = await this.rootReal();
     const target = await resolveInside(root, parseWorkspacePath(relativePath), relativePath);
@@ -81,19 +119,17 @@ export class WorkspaceFiles implements WorkspaceFileAccess {
     }
     try {
       await assertHandleInside(root, handle, relativePath);
-      const stats = await handle.stat();
-      if (!stats.isFile()) throw new AppError('BAD_REQUEST', `not a regular file: ${relativePath}`);
-      if (stats.size > this.maxBytes) {
-        throw new AppError('PAYLOAD_TOO_LARGE', `file is larger than ${this.maxBytes} bytes: ${relativePath}`);
-      }
-      return await handle.readFile();
+      return await this.readOpen(handle, relativePath);
     } finally {
       await handle.close();
     }
   }
 
-  /** Writes a regular file, creating parent directories; refuses to write through a final symlink. */
-  async write(relativePath: string, data: Buffer | string): Promise<void> {
+  /**
+   * Writes a regular file, creating parent directories; refuses to write through a final symlink. With `ifMatch`,
+   * the file in place must have one of those versions (`*`: must exist), or FILE_CHANGED and nothing is written.
+   */
+  async write(relativePath: string, data: Buffer | string, options: { ifMatch?: readonly string[] | '*' } = {}): Promise<void> {
     const segments = parseWorkspacePath(relativePath);
     const bytes = typeof data === 'string' ? Buffer.from(data) : data;
     if (bytes.length > this.maxBytes) {
@@ -115,6 +151,7 @@ export class WorkspaceFiles implements WorkspaceFileAccess {
       if (existing?.isSymbolicLink()) throw new AppError('BAD_REQUEST', `path is a symlink: ${relativePath}`);
       if (existing?.isDirectory()) throw new AppError('BAD_REQUEST', `path is a directory: ${relativePath}`);
       if (existing && !existing.isFile()) throw new AppError('BAD_REQUEST', `not a regular file: ${relativePath}`);
+      if (options.ifMatch) await this.assertVersion(root, inParent(name), existing !== null, options.ifMatch, relativePath);
       const handle = await open(inParent(temporary), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, existing ? existing.mode & 0o777 : 0o644);
       try {
         await assertHandleInside(root, handle, relativePath);
@@ -172,6 +209,50 @@ export class WorkspaceFiles implements WorkspaceFileAccess {
     }
   }
 
+  /** The file in place must be the version the writer read; between this check and the rename is a short window. */
+  private async assertVersion(root: string, file: string, exists: boolean, ifMatch: readonly string[] | '*', relativePath: string): Promise<void> {
+    const changed = new AppError('FILE_CHANGED', `the file changed since you read it; nothing was written: ${relativePath}`);
+    if (!exists) throw new AppError('FILE_CHANGED', `the file no longer exists; nothing was written: ${relativePath}`);
+    if (ifMatch === '*') return;
+    const handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch((error: NodeJS.ErrnoException) => {
+      throw error.code === 'ENOENT' ? changed : error;
+    });
+    let current: Buffer;
+    try {
+      await assertHandleInside(root, handle, relativePath);
+      current = await this.readOpen(handle, relativePath);
+    } catch (error) {
+      // Over the size limit now: it cannot be the version anyone read.
+      if (error instanceof AppError && error.code === 'PAYLOAD_TOO_LARGE') throw changed;
+      throw error;
+    } finally {
+      await handle.close();
+    }
+    if (!ifMatch.includes(workspaceFileVersion(current))) throw changed;
+  }
+
+  /** Reads an open regular file whole, but never more than the size limit and one byte. */
+  private async readOpen(handle: FileHandle, relativePath: string): Promise<Buffer> {
+    const stats = await handle.stat();
+    if (!stats.isFile()) throw new AppError('BAD_REQUEST', `not a regular file: ${relativePath}`);
+    const tooLarge = () => new AppError('PAYLOAD_TOO_LARGE', `file is larger than ${this.maxBytes} bytes: ${relativePath}`);
+    if (stats.size > this.maxBytes) throw tooLarge();
+    const chunks: Buffer[] = [];
+    let total = 0;
+    // The size is only a hint: the first read asks for one byte more than it, so an unchanged file takes one read.
+    let want = stats.size + 1;
+    while (total <= this.maxBytes) {
+      const chunk = Buffer.allocUnsafe(Math.min(Math.max(want, minReadBytes), this.maxBytes + 1 - total));
+      const { bytesRead } = await handle.read(chunk, 0, chunk.length, total);
+      if (bytesRead === 0) break;
+      chunks.push(chunk.subarray(0, bytesRead));
+      total += bytesRead;
+      want = maxReadBytes;
+    }
+    if (total > this.maxBytes) throw tooLarge();
+    return Buffer.concat(chunks, total);
+  }
+
   private async chown(handle: FileHandle): Promise<void> {
     const { uid, gid } = this.options;
     if (uid !== undefined && gid !== undefined) await handle.chown(uid, gid);
@@ -184,6 +265,33 @@ export class WorkspaceFiles implements WorkspaceFileAccess {
       throw new AppError('NOT_FOUND', 'workspace not found', undefined, { cause: error });
     }
   }
+}
+
+/** Where an entry sorts in a listing: directories first, then by name ignoring case, then by exact name. */
+interface Position {
+  directory: boolean;
+  folded: string;
+  name: string;
+}
+
+/** A total order (no two different names are equal), so a cursor splits a directory exactly. */
+function comparePositions(a: Position, b: Position): number {
+  if (a.directory !== b.directory) return a.directory ? -1 : 1;
+  if (a.folded !== b.folded) return a.folded < b.folded ? -1 : 1;
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
+/** A cursor is the last entry's name, marked `d:` for a directory or `f:` for anything else. */
+function formatCursor(position: Position): string {
+  return `${position.directory ? 'd' : 'f'}:${position.name}`;
+}
+
+function parseCursor(cursor: string): Position {
+  const name = cursor.slice(2);
+  if (!/^[df]:/.test(cursor) || name === '' || name.includes('/') || name.includes('\0') || Buffer.byteLength(name) > maxNameBytes) {
+    throw new AppError('BAD_REQUEST', 'cursor is not one a listing gave');
+  }
+  return { directory: cursor.startsWith('d'), folded: name.toLowerCase(), name };
 }
 
 /**

@@ -18,6 +18,7 @@ export interface Database {
   user_credentials: UserCredentialsTable;
   egress_log: EgressLogTable;
   sandbox_sessions: SandboxSessionsTable;
+  platform_settings: PlatformSettingsTable;
 }
 
 export interface UsersTable {
@@ -90,6 +91,8 @@ export interface ConversationsTable {
   agent_id: string;
   title: string;
   claude_session_id: string | null;
+  /** Migration 0005. */
+  claude_resume_at: string | null;
   last_seq: number;
   created_at: string;
   updated_at: string;
@@ -170,4 +173,10 @@ export interface SandboxSessionsTable {
   conversation_id: string;
   started_at: string;
   ended_at: string | null;
+}
+
+/** Platform-wide settings (migration 0004); `first-admin` holds the id of the account that became the first admin. */
+export interface PlatformSettingsTable {
+  key: string;
+  value: string;
 }

@@ -147,6 +147,7 @@ export function toConversation(row: Selectable<ConversationsTable>): Conversatio
     agentId: row.agent_id,
     title: row.title,
     claudeSessionId: row.claude_session_id,
+    claudeResumeAt: row.claude_resume_at,
     lastSeq: Number(row.last_seq),
     createdAt: row.created_at,
     updatedAt: row.updated_at,

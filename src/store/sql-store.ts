@@ -51,8 +51,11 @@ import {
 
 export type StoreKind = Store['kind'];
 
-/** The constraint violations the store turns into AppErrors; each driver reports them its own way. */
-export type ConstraintViolation = 'unique' | 'foreign_key';
+/**
+ * The driver errors the store turns into AppErrors of their own, each driver reporting them its own way: constraint
+ * violations, and `unavailable` (the database cannot be reached or stays locked right now; worth trying again).
+ */
+export type ConstraintViolation = 'unique' | 'foreign_key' | 'unavailable';
 
 export interface SqlStoreOptions {
   kind: StoreKind;
@@ -158,6 +161,37 @@ export class SqlStore implements Store {
     );
   }
 
+  createFirstAdmin(user: Omit<NewUser, 'role'>): Promise<User | null> {
+    return this.#run(
+      'createFirstAdmin',
+      () =>
+        this.#db.transaction().execute(async (transaction) => {
+          // The primary key makes the claim a race with one winner on both dialects; a loser inserts nothing.
+          const claim = await transaction
+            .insertInto('platform_settings')
+            .values({ key: 'first-admin', value: user.id })
+            .onConflict((conflict) => conflict.column('key').doNothing())
+            .executeTakeFirst();
+          if (Number(claim.numInsertedOrUpdatedRows ?? 0) === 0) return null;
+          const row = await transaction
+            .insertInto('users')
+            .values({
+              id: user.id,
+              email: user.email,
+              email_normalized: normalizeEmail(user.email),
+              password_hash: user.passwordHash,
+              role: 'admin',
+              disabled: 0,
+              created_at: nowIso(),
+            })
+            .returningAll()
+            .executeTakeFirstOrThrow();
+          return toUser(row);
+        }),
+      { unique: 'a user with this email already exists' },
+    );
+  }
+
   countUsers(): Promise<number> {
     return this.#run('countUsers', async () => {
       const row = await this.#db
@@ -242,6 +276,12 @@ export class SqlStore implements Store {
   deleteSession(idHash: string): Promise<void> {
     return this.#run('deleteSession', async () => {
       await this.#db.deleteFrom('sessions').where('id_hash', '=', idHash).execute();
+    });
+  }
+
+  deleteUserSessions(userId: string): Promise<void> {
+    return this.#run('deleteUserSessions', async () => {
+      await this.#db.deleteFrom('sessions').where('user_id', '=', userId).execute();
     });
   }
 
@@ -473,6 +513,7 @@ export class SqlStore implements Store {
             agent_id: conversation.agentId,
             title: conversation.title,
             claude_session_id: null,
+            claude_resume_at: null,
             last_seq: 0,
             created_at: now,
             updated_at: now,
@@ -510,12 +551,13 @@ export class SqlStore implements Store {
 
   updateConversation(
     id: string,
-    patch: { title?: string; claudeSessionId?: string | null },
+    patch: { title?: string; claudeSessionId?: string | null; claudeResumeAt?: string | null },
   ): Promise<Conversation | null> {
     return this.#run('updateConversation', async () => {
       const columns: Partial<ConversationsTable> = { updated_at: nowIso() };
       if (patch.title !== undefined) columns.title = patch.title;
       if (patch.claudeSessionId !== undefined) columns.claude_session_id = patch.claudeSessionId;
+      if (patch.claudeResumeAt !== undefined) columns.claude_resume_at = patch.claudeResumeAt;
       const row = await this.#db
         .updateTable('conversations')
         .set(columns)
@@ -900,6 +942,32 @@ export class SqlStore implements Store {
     });
   }
 
+  // Platform settings
+
+  getSetting(key: string): Promise<string | null> {
+    return this.#run('getSetting', async () => {
+      const row = await this.#db.selectFrom('platform_settings').select('value').where('key', '=', key).executeTakeFirst();
+      return row?.value ?? null;
+    });
+  }
+
+  putSetting(key: string, value: string): Promise<void> {
+    return this.#run('putSetting', async () => {
+      await this.#db
+        .insertInto('platform_settings')
+        .values({ key, value })
+        .onConflict((conflict) => conflict.column('key').doUpdateSet({ value }))
+        .execute();
+    });
+  }
+
+  deleteSetting(key: string): Promise<boolean> {
+    return this.#run('deleteSetting', async () => {
+      const result = await this.#db.deleteFrom('platform_settings').where('key', '=', key).executeTakeFirst();
+      return result.numDeletedRows > 0n;
+    });
+  }
+
   // Error handling
 
   async #run<T>(operation: string, action: () => Promise<T>, messages: ErrorMessages = {}): Promise<T> {
@@ -926,6 +994,8 @@ export class SqlStore implements Store {
           details,
           { cause: error },
         );
+      case 'unavailable':
+        return new AppError('STORE_UNAVAILABLE', 'the database is unavailable right now; try again shortly', details, { cause: error });
       case null:
         return new AppError('INTERNAL', `${this.kind} store: ${operation} failed`, details, { cause: error });
     }

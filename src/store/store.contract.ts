@@ -146,6 +146,26 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         expect(reenabled).toEqual({ ...user, role: 'admin', disabled: false });
         expect(await store.updateUser('usr_missing', { role: 'admin' })).toBeNull();
       });
+
+      it('makes exactly one of 20 concurrent first registrations the admin (regression: all of them became admin)', async () => {
+        const attempts = Array.from({ length: 20 }, (_, index) =>
+          store.createFirstAdmin({ id: newId('usr'), email: `first-${index}@example.com`, passwordHash: 'hash-of-password' }),
+        );
+        const results = await Promise.all(attempts);
+        const winners = results.filter((user) => user !== null);
+        expect(winners).toHaveLength(1);
+        expect(winners[0]).toMatchObject({ role: 'admin' });
+        // The losers created nothing: the caller decides what they become under the registration policy.
+        expect((await store.listUsers()).map((user) => [user.id, user.role])).toEqual([[winners[0]!.id, 'admin']]);
+      });
+
+      it('gives the first-admin place only once, also after the admin was demoted', async () => {
+        const admin = await store.createFirstAdmin({ id: newId('usr'), email: 'root@example.com', passwordHash: 'h' });
+        expect(admin).toMatchObject({ email: 'root@example.com', role: 'admin' });
+        await store.updateUser(admin!.id, { role: 'user' });
+        expect(await store.createFirstAdmin({ id: newId('usr'), email: 'late@example.com', passwordHash: 'h' })).toBeNull();
+        expect(await store.getUserByEmail('late@example.com')).toBeNull();
+      });
     });
 
     describe('sessions', () => {
@@ -167,6 +187,18 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         await store.createSession({ idHash: 'session-hash', userId: user.id, expiresAt: future });
         await store.deleteSession('session-hash');
         expect(await store.getSession('session-hash', now)).toBeNull();
+      });
+
+      it("deletes every session of one user and no one else's", async () => {
+        const user = await createUser();
+        const other = await createUser();
+        await store.createSession({ idHash: 'laptop', userId: user.id, expiresAt: future });
+        await store.createSession({ idHash: 'phone', userId: user.id, expiresAt: future });
+        await store.createSession({ idHash: 'other', userId: other.id, expiresAt: future });
+        await store.deleteUserSessions(user.id);
+        expect(await store.getSession('laptop', now)).toBeNull();
+        expect(await store.getSession('phone', now)).toBeNull();
+        expect(await store.getSession('other', now)).toMatchObject({ userId: other.id });
       });
     });
 
@@ -386,6 +418,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
           agentId: agent.id,
           title: 'First chat',
           claudeSessionId: null,
+          claudeResumeAt: null,
           lastSeq: 0,
           createdAt: expect.any(String),
           updatedAt: conversation.createdAt,
@@ -412,6 +445,10 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         expect(withSession).toMatchObject({ title: 'Renamed', claudeSessionId: 'session-uuid' });
         const cleared = await store.updateConversation(conversation.id, { claudeSessionId: null });
         expect(cleared?.claudeSessionId).toBeNull();
+        const resumeAt = await store.updateConversation(conversation.id, { claudeSessionId: 'session-2', claudeResumeAt: 'message-uuid' });
+        expect(resumeAt).toMatchObject({ title: 'Renamed', claudeSessionId: 'session-2', claudeResumeAt: 'message-uuid' });
+        expect(await store.getConversation(conversation.id)).toMatchObject({ claudeResumeAt: 'message-uuid' });
+        expect((await store.updateConversation(conversation.id, { claudeResumeAt: null }))?.claudeResumeAt).toBeNull();
         expect(await store.updateConversation('conv_missing', { title: 'x' })).toBeNull();
       });
 
@@ -756,6 +793,18 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
           ['sbs_open', later],
           ['sbs_after', later],
         ]);
+      });
+    });
+
+    describe('platform settings', () => {
+      it('stores, replaces and deletes a setting by key', async () => {
+        expect(await store.getSetting('agent-limits')).toBeNull();
+        await store.putSetting('agent-limits', '{"memoryMb":1024}');
+        await store.putSetting('agent-limits', '{"memoryMb":2048}');
+        expect(await store.getSetting('agent-limits')).toBe('{"memoryMb":2048}');
+        expect(await store.deleteSetting('agent-limits')).toBe(true);
+        expect(await store.deleteSetting('agent-limits')).toBe(false);
+        expect(await store.getSetting('agent-limits')).toBeNull();
       });
     });
 

@@ -22,6 +22,9 @@ export const defaultPrices: Record<string, ModelPrice> = {
   '*': { input: 3, output: 15, cacheWrite: 3.75, cacheRead: 0.3 },
 };
 
+/** Current model ids offered when choosing an agent's model, besides the installation's default and the table's exact ids. */
+export const suggestedModels = ['claude-opus-4-5', 'claude-sonnet-4-5', 'claude-haiku-4-5', 'claude-opus-4-1'];
+
 /** Estimates what model usage cost, from a table of prices per model. */
 export class PriceTable {
   private readonly exact = new Map<string, ModelPrice>();
@@ -60,6 +63,17 @@ export class PriceTable {
       1_000_000
     );
   }
+}
+
+/**
+ * The models to choose from: the default model first, then the table's exact model ids, then the suggested ids that
+ * the table prices with an entry of their own (not only the catch-all `*`), each with its price.
+ */
+export function modelChoices(prices: Record<string, ModelPrice>, defaultModel: string): Array<{ id: string; price: ModelPrice | null }> {
+  const table = new PriceTable(prices);
+  const specific = new PriceTable(Object.fromEntries(Object.entries(prices).filter(([key]) => key !== '*')));
+  const ids = [defaultModel, ...Object.keys(prices).filter((key) => !key.includes('*')), ...suggestedModels.filter((id) => specific.priceOf(id))];
+  return [...new Set(ids)].map((id) => ({ id, price: table.priceOf(id) }));
 }
 
 /** The configured table, or the built-in one. A configured table replaces the built-in one entirely. */

@@ -2,11 +2,11 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EventData } from '../../src/core/events.ts';
 import type { ApiClient } from '../support/api-client.ts';
 import { dockerUnavailable, testImage } from '../../src/sandbox/docker/docker-test-support.ts';
 import { startTestPlatform, type TestPlatform } from '../support/platform.ts';
 import { artifactsDir, buildWebApp, launchBrowser, signUpThroughPage, snap } from './browser.ts';
+import { appendFinishedTurns, scrollFrameDurations } from './transcript-load.ts';
 
 const initialJsBudgetBytes = 300 * 1024;
 const dockerSkip = await dockerUnavailable('runc', process.env);
@@ -167,7 +167,7 @@ describe('web app pages in Chromium', () => {
     await page.locator('.message.user.queued', { hasText: 'then this one' }).getByText('queued').waitFor({ timeout: 30_000 });
     await expect(page.locator('.status-line').innerText()).resolves.toMatch(/1 queued/);
     await snap(page, '12-queued-message');
-    await page.getByText('You said: then this one').waitFor({ timeout: 60_000 });
+    await page.locator('.chat').getByText('You said: then this one').waitFor({ timeout: 60_000 });
     await expect(page.locator('.message.user.queued').count()).resolves.toBe(0);
 
     await box.fill('please fail ERR500');
@@ -298,19 +298,7 @@ describe('web app pages in Chromium', () => {
 
   it('opens a conversation of 2,000 events quickly and scrolls it smoothly', async () => {
     const conversation = (await api.request('POST', '/api/conversations', { title: 'Two thousand events' })).body;
-    const append = (data: EventData) => test.platform.store.appendEvent(conversation.id, data);
-    // 100 turns of 20 events: queued, started, 16 deltas, completed, ended.
-    for (let turn = 0; turn < 100; turn += 1) {
-      const turnId = `turn_bulk${turn}`;
-      const messageId = `msg_bulk${turn}`;
-      await append({ type: 'turn.queued', turnId, text: `Question ${turn}: explain step ${turn}` });
-      await append({ type: 'turn.started', turnId, text: `Question ${turn}: explain step ${turn}` });
-      const parts = Array.from({ length: 16 }, (_, index) => `word${index} `);
-      for (const part of parts) await append({ type: 'message.delta', turnId, messageId, text: part });
-      const answer = `Answer ${turn}: ${parts.join('')}\n\n\`\`\`ts\nconst step${turn} = ${turn};\n\`\`\`\nmarker-${turn}`;
-      await append({ type: 'message.completed', turnId, messageId, text: answer });
-      await append({ type: 'turn.ended', turnId, status: 'completed', usage: { inputTokens: 100, outputTokens: 20, cacheCreationInputTokens: 0, cacheReadInputTokens: 0 }, costUsd: 0.001, durationMs: 1200 });
-    }
+    await appendFinishedTurns(test.platform.store, conversation.id, 100);
     expect((await api.request('GET', `/api/conversations/${conversation.id}`)).body.lastSeq).toBe(2000);
 
     const startedAt = Date.now();
@@ -323,26 +311,13 @@ describe('web app pages in Chromium', () => {
     await snap(page, '17-two-thousand-events');
 
     // Scroll from the bottom to the top in 40 steps, one per frame, and time the frames.
-    const frames = await page.evaluate(async () => {
-      const scroller = document.querySelector('.chat-scroll')!;
-      const steps = 40;
-      const stride = scroller.scrollHeight / steps;
-      const durations: number[] = [];
-      let last = performance.now();
-      for (let step = 0; step < steps; step += 1) {
-        scroller.scrollTop = scroller.scrollHeight - stride * (step + 1);
-        await new Promise((resolve) => requestAnimationFrame(resolve));
-        const now = performance.now();
-        durations.push(now - last);
-        last = now;
-      }
-      durations.sort((a, b) => a - b);
-      return { median: durations[Math.floor(steps / 2)]!, p95: durations[Math.floor(steps * 0.95)]!, max: durations.at(-1)! };
-    });
+    const durations = (await scrollFrameDurations(page)).sort((a, b) => a - b);
+    const frames = { median: durations[Math.floor(durations.length / 2)]!, p95: durations[Math.floor(durations.length * 0.95)]!, max: durations.at(-1)! };
     metrics.twoThousandEventsScrollFrameMs = frames;
     await page.getByText('Question 0: explain step 0').waitFor();
-    expect(firstRenderMs).toBeLessThan(10_000);
-    expect(frames.median).toBeLessThan(100);
+    // Figures: bench/web-transcript.ts. Here only bounds that catch a hang or a frozen page.
+    expect(firstRenderMs).toBeLessThan(30_000);
+    expect(frames.median).toBeLessThan(1000);
     process.stdout.write(`2,000-event conversation: first render ${firstRenderMs} ms (${navigationMs} ms since navigation start); scroll frames ${JSON.stringify(frames)}\n`);
   }, 120_000);
 });

@@ -115,6 +115,14 @@ describe.skipIf(unavailable !== null)(`a conversation on the Docker backend${una
     // Switching the agent back applies to its next sandbox.
     const patched = await bob.request('PATCH', `/api/agents/${created.body.id}`, { sandboxRuntime: 'default' });
     expect(patched.body.sandboxRuntime).toBe('default');
+    const switchedBack = (await bob.request('POST', '/api/conversations', { agentId: created.body.id })).body;
+    expect(await kernelOutput(switchedBack.id)).toBe('0');
+    const gvisorContainers = async () => {
+      const listed = await docker.listContainers({ all: true, filters: { label: [`dev.agentyard.installation=${installation}`] } });
+      const inspected = await Promise.all(listed.map(async (container) => [container.Labels['dev.agentyard.label.conversation'] ?? '-', (await docker.getContainer(container.Id).inspect()).HostConfig.Runtime] as const));
+      return inspected.filter(([, runtime]) => runtime === 'runsc').map(([conversation]) => conversation);
+    };
+    expect(await gvisorContainers()).toEqual([strong.id]);
     const bad = await bob.request('PATCH', `/api/agents/${created.body.id}`, { sandboxRuntime: 'kata' });
     expect(bad.status).toBe(400);
   });

@@ -19,7 +19,7 @@ describe('workspace files API', () => {
   it('lists an unused workspace as empty', async () => {
     const listed = await alice.request('GET', `/api/conversations/${conversationId}/files`);
     expect(listed.status).toBe(200);
-    expect(listed.body).toEqual({ path: '', entries: [] });
+    expect(listed.body).toEqual({ path: '', entries: [], nextCursor: null });
   });
 
   it('lists and reads what the agent wrote', async () => {

@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/core/logger.ts';
 import { type ApiClient, type StreamedEvent, untilTurnEnded } from '../support/api-client.ts';
+import { captureLog, type CapturedLog } from '../support/captured-log.ts';
 import { platformSecret, startTestPlatform, type TestPlatform } from '../support/platform.ts';
 
 const aliceKey = 'sk-ant-api03-ALICE-OWN-KEY-4f9c2d7e1b6a';
@@ -16,16 +15,15 @@ describe('bring your own key', () => {
   let test: TestPlatform;
   let alice: ApiClient;
   let bob: ApiClient;
-  let log = '';
+  let captured: CapturedLog;
   /** Every API answer of the test, to check that no key is in any of them. */
   const answers: unknown[] = [];
 
   beforeAll(async () => {
-    const destination = new PassThrough();
-    destination.on('data', (chunk: Buffer) => (log += chunk.toString()));
+    captured = captureLog();
     test = await startTestPlatform({
       env: { AGENTYARD_SECRET_KEY: randomBytes(32).toString('base64') },
-      logger: createLogger({ level: 'trace', destination }),
+      logger: captured.logger,
     });
     alice = await test.api.registerWithToken('alice@example.com');
     bob = await test.api.registerWithToken('bob@example.com');
@@ -93,6 +91,7 @@ describe('bring your own key', () => {
     await new Promise((resolve) => setTimeout(resolve, 200));
 
     const everything = JSON.stringify(answers);
+    const log = captured.text();
     expect(log).toContain('user credential stored');
     for (const secret of secrets) {
       expect(everything).not.toContain(secret);

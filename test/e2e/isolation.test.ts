@@ -7,6 +7,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiClient } from '../support/api-client.ts';
 import { platformSecret, startTestPlatform, type TestPlatform } from '../support/platform.ts';
+import { testConfiguration } from '../support/test-configuration.ts';
 import { createSandboxProber, fromBase64, hiddenAssignment, marker, markers, type SandboxProber } from '../support/sandbox-probes.ts';
 
 /** Host addresses other than loopback (link-local IPv6 left out: it needs a zone to be dialled). */
@@ -262,7 +263,8 @@ describe('isolation: sandboxes from each other and from the host, users from eac
     expect(count).toBeGreaterThanOrEqual(4);
     expect(count, result.output).toBeLessThanOrEqual(20);
     expect(processes.map((entry) => entry.comm)).toContain('claude');
-    expect(processes.find((entry) => entry.pid === 1)?.comm, result.output).toBe('bwrap');
+    // pid 1 is the sandbox's own init: bwrap on the local backend, tini in a container.
+    expect(processes.find((entry) => entry.pid === 1)?.comm, result.output).toBe(testConfiguration().sandbox === 'local' ? 'bwrap' : 'tini');
     const hostCount = readdirSync('/proc').filter((name) => /^\d+$/.test(name)).length;
     expect(hostCount).toBeGreaterThan(count);
     for (const entry of processes) {
@@ -317,22 +319,36 @@ describe('isolation: sandboxes from each other and from the host, users from eac
     expect(before.status).toBe(200);
     const eventsBefore = await test.platform.store.listEvents(id);
 
-    const attempts: Array<[string, string, unknown?]> = [
+    const octets = { 'content-type': 'application/octet-stream' };
+    const attempts: Array<[string, string, unknown?, Record<string, string>?]> = [
       ['GET', ''],
       ['PATCH', '', { title: 'taken over' }],
       ['DELETE', ''],
       ['POST', '/messages', { text: 'SCN_TOOLS BASH<<echo owned > owned.txt>>' }],
       ['GET', '/events'],
       ['POST', '/interrupt'],
-      // The workspace file routes, whichever exist: the other user must see nothing either way.
-      ['GET', '/files'],
-      ['GET', '/files/kept.txt'],
-      ['PUT', '/files/owned.txt', { content: 'owned' }],
-      ['DELETE', '/files/kept.txt'],
+      ['GET', '/egress'],
+      ['GET', '/files?path='],
+      ['GET', '/files/content?path=kept.txt'],
+      ['GET', '/files/content?path=kept.txt&download=1'],
+      ['PUT', '/files/content?path=owned.txt', 'owned', octets],
+      ['GET', '/files/archive'],
     ];
-    for (const [method, suffix, body] of attempts) {
-      const response = await bob.request(method, `/api/conversations/${id}${suffix}`, body);
-      const control = await bob.request(method, `/api/conversations/${missing}${suffix}`, body);
+    // Every route of a conversation in the spec is tried (the terminal, a WebSocket, has its own test).
+    const spec = (await alice.request('GET', '/api/openapi.json')).body as { paths: Record<string, Record<string, unknown>> };
+    const specRoutes = Object.entries(spec.paths)
+      .filter(([route]) => route.startsWith('/api/conversations/{id}') && !route.endsWith('/terminal'))
+      .flatMap(([route, methods]) => Object.keys(methods).map((method) => `${method.toUpperCase()} ${route.slice('/api/conversations/{id}'.length)}`));
+    const tried = new Set(attempts.map(([method, suffix]) => `${method} ${suffix.split('?')[0]}`));
+    expect(specRoutes.filter((route) => !tried.has(route))).toEqual([]);
+    // Each read route exists and answers its owner, so a 404 below means refusal, not a wrong address.
+    for (const [method, suffix] of attempts) {
+      if (method !== 'GET' || suffix === '/events') continue;
+      expect((await alice.request(method, `/api/conversations/${id}${suffix}`)).status, suffix).toBe(200);
+    }
+    for (const [method, suffix, body, headers] of attempts) {
+      const response = await bob.request(method, `/api/conversations/${id}${suffix}`, body, headers);
+      const control = await bob.request(method, `/api/conversations/${missing}${suffix}`, body, headers);
       expect(response.status, `${method} ${suffix}`).toBe(404);
       expect(response.body.error.code, `${method} ${suffix}`).toBe('NOT_FOUND');
       // No oracle: the answer for someone else's conversation is the answer for no conversation.

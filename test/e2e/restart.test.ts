@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient, untilTurnEnded } from '../support/api-client.ts';
 import { platformSecret } from '../support/platform.ts';
 import { startScriptedModel, text, type ScriptedModel } from '../support/scripted-model.ts';
-import { sandboxProcesses } from '../support/host-processes.ts';
+import { agentProcesses } from '../support/host-processes.ts';
+import { testConfiguration, testDatabaseFor } from '../support/test-configuration.ts';
 import { killServer, startServerProcess, type ServerProcess } from '../support/server-process.ts';
 import { removeDataDir } from '../support/data-dir.ts';
 
@@ -17,6 +18,7 @@ describe('a server killed during a turn', () => {
   beforeAll(async () => {
     model = await startScriptedModel();
     dataDir = await mkdtemp(path.join(tmpdir(), 'agentyard-restart-'));
+    if (configuration.store === 'postgres') database = { DATABASE_URL: await testDatabaseFor(dataDir) };
   });
   afterAll(async () => {
     if (server) await killServer(server, 'SIGTERM');
@@ -24,7 +26,11 @@ describe('a server killed during a turn', () => {
     await removeDataDir(dataDir);
   });
 
+  const configuration = testConfiguration();
+  let database: Record<string, string> = {};
   const env = (): Record<string, string> => ({
+    ...configuration.env,
+    ...database,
     AGENTYARD_DATA_DIR: dataDir,
     ANTHROPIC_BASE_URL: model.url,
     ANTHROPIC_API_KEY: platformSecret,
@@ -46,13 +52,17 @@ describe('a server killed during a turn', () => {
     const queued = await alice.request('POST', `/api/conversations/${conversation.id}/messages`, { text: 'what was the word?' });
     expect(queued.status).toBe(202);
 
-    expect(sandboxProcesses(dataDir).length).toBeGreaterThan(0);
+    const agents = await agentProcesses(dataDir);
+    expect(agents.length).toBeGreaterThan(0);
     await killServer(server, 'SIGKILL');
     server = null;
-    // The sandbox and its agent die with the server: nothing is left running.
-    await expect.poll(() => sandboxProcesses(dataDir), { timeout: 5000 }).toEqual([]);
+    const leftOver = async () => (await agentProcesses(dataDir)).filter((agent) => agents.includes(agent));
+    // A local sandbox and its agent die with the server. Containers outlive it: the next server's start-up sweep
+    // removes them. Either way nothing of the killed turn is left running.
+    if (configuration.sandbox === 'local') await expect.poll(leftOver, { timeout: 5000 }).toEqual([]);
 
     server = await startServerProcess(env());
+    await expect.poll(leftOver, { timeout: 20_000 }).toEqual([]);
     const again = new ApiClient(server.url, alice.auth);
     const replay = await again.readEvents(conversation.id, { until: untilTurnEnded(queued.body.turnId) });
     // Everything the client saw before the kill is intact, in order, with the same ids.

@@ -1,18 +1,16 @@
-import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/core/logger.ts';
 import { untilTurnEnded } from '../support/api-client.ts';
+import { captureLog, type CapturedLog } from '../support/captured-log.ts';
 import { platformSecret, startTestPlatform, type TestPlatform } from '../support/platform.ts';
 import { error } from '../support/scripted-model.ts';
 
 describe('secrets in logs and answers', () => {
   let test: TestPlatform;
-  let log = '';
+  let captured: CapturedLog;
 
   beforeAll(async () => {
-    const destination = new PassThrough();
-    destination.on('data', (chunk: Buffer) => (log += chunk.toString()));
-    test = await startTestPlatform({ logger: createLogger({ level: 'trace', destination }) });
+    captured = captureLog();
+    test = await startTestPlatform({ logger: captured.logger });
   });
   afterAll(() => test?.close());
 
@@ -36,6 +34,7 @@ describe('secrets in logs and answers', () => {
     expect(failed.at(-1)!.data.status).toBe('failed');
     await new Promise((resolve) => setTimeout(resolve, 200));
 
+    const log = captured.text();
     expect(log.length).toBeGreaterThan(1000);
     expect(log).toContain('turn ended');
     for (const secret of [platformSecret, sandboxToken!, token, cookie.split('=')[1]!, password]) {

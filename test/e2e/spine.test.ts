@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiClient, untilTurnEnded } from '../support/api-client.ts';
+import { agentProcesses } from '../support/host-processes.ts';
 import { startTestPlatform, type TestPlatform } from '../support/platform.ts';
 
 describe('the spine: a message runs the real CLI in a sandbox and streams back', () => {
@@ -80,12 +81,17 @@ describe('the spine: a message runs the real CLI in a sandbox and streams back',
 
   it('keeps one CLI process for follow-ups, queues messages sent during a turn, and resumes after interrupt', async () => {
     const { body: conversation } = await alice.request('POST', '/api/conversations', {});
+    // CLI processes of other conversations (earlier tests) are left out of the count.
+    const earlier = new Set(await agentProcesses(test.dataDir));
+    const ours = async (): Promise<string[]> => (await agentProcesses(test.dataDir)).filter((pid) => !earlier.has(pid));
     const first = await alice.request('POST', `/api/conversations/${conversation.id}/messages`, { text: 'SCN_SLOW first' });
     const second = await alice.request('POST', `/api/conversations/${conversation.id}/messages`, { text: 'second message' });
     expect(second.status).toBe(202);
 
     // Interrupt the slow first turn once it is streaming.
     await alice.readEvents(conversation.id, { until: (events) => events.some((event) => event.event === 'message.delta') });
+    const cli = await ours();
+    expect(cli).toHaveLength(1);
     const interrupted = await alice.request('POST', `/api/conversations/${conversation.id}/interrupt`);
     expect(interrupted.body).toEqual({ interrupted: true });
 
@@ -97,6 +103,8 @@ describe('the spine: a message runs the real CLI in a sandbox and streams back',
     ]);
     const replies = events.filter((event) => event.event === 'message.completed' && event.data.turnId === second.body.turnId);
     expect(replies.at(-1)!.data.text).toContain('You said: second message');
+    // The queued follow-up ran in the same CLI process: none was started for it.
+    expect(await ours()).toEqual(cli);
 
     // The follow-up reached the model with the earlier exchange in its history (same Claude session).
     const lastRequest = test.model.requests.filter((request) => request.path.startsWith('/v1/messages')).at(-1)!;

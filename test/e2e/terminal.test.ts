@@ -38,9 +38,18 @@ describe('terminal WebSocket', () => {
     await terminal.waitFor(/^40 120\r?$/m);
     await terminal.waitFor(/^agent\r?$/m);
 
+    // A resize reaches the shell asynchronously (on Docker through an API call of the engine): ask until it shows.
     terminal.resize(90, 20);
-    terminal.type('stty size\r');
-    await terminal.waitFor(/^20 90\r?$/m);
+    await expect
+      .poll(
+        async () => {
+          terminal.type('stty size\r');
+          await new Promise((resolve) => setTimeout(resolve, 500));
+          return /^20 90\r?$/m.test(terminal.output);
+        },
+        { timeout: 15_000 },
+      )
+      .toBe(true);
 
     terminal.type('exit\r');
     expect(await terminal.waitForMessage('exit')).toEqual({ type: 'exit', code: 0, signal: null });

@@ -70,7 +70,12 @@ export class ApiClient {
     options: { after?: number; query?: string; until: (events: StreamedEvent[]) => boolean; timeoutMs?: number },
   ): Promise<StreamedEvent[]> {
     const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(new Error('timed out waiting for events')), options.timeoutMs ?? 60_000);
+    const timeoutMs = options.timeoutMs ?? 60_000;
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort(new Error('timed out waiting for events'));
+    }, timeoutMs);
     const headers: Record<string, string> = { ...this.authHeaders, accept: 'text/event-stream' };
     if (options.after !== undefined) headers['last-event-id'] = String(options.after);
     const events: StreamedEvent[] = [];
@@ -95,12 +100,22 @@ export class ApiClient {
           if (options.until(events)) return events;
         }
       }
-      throw new Error(`event stream ended early after ${events.length} events`);
+      throw new Error(`event stream ended early after ${events.length} events:\n${describeEvents(events)}`);
+    } catch (error) {
+      // A hang fails with what was seen, not as a bare timeout.
+      if (timedOut) throw new Error(`no awaited event within ${timeoutMs} ms; ${events.length} events seen:\n${describeEvents(events)}`, { cause: error });
+      throw error;
     } finally {
       clearTimeout(timer);
       controller.abort();
     }
   }
+}
+
+/** The last events, one line each, for failure messages. */
+function describeEvents(events: StreamedEvent[]): string {
+  const shown = events.slice(-30).map((event) => `  ${event.id ?? '-'} ${event.event} ${JSON.stringify(event.data).slice(0, 300)}`);
+  return (events.length > shown.length ? [`  … ${events.length - shown.length} earlier`, ...shown] : shown).join('\n');
 }
 
 function parseBlock(block: string): StreamedEvent | null {

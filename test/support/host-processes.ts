@@ -1,9 +1,15 @@
+import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import { connectDocker } from '../../src/sandbox/docker/docker-client.ts';
+import { testConfiguration } from './test-configuration.ts';
 
 /**
- * Host pids of processes inside the sandboxes of one data directory: they live in a mount namespace of their own,
- * whose mount table shows the data directory's files (the gateway socket, the workspace). `comm` narrows it to one
- * program (e.g. `claude`). The host's own mount table shows the directory too (workspace disks are mounted there).
+ * Host pids of processes inside the local backend's sandboxes of one data directory: they live in a mount namespace
+ * of their own, whose mount table shows the data directory's files (the gateway socket, the workspace). `comm`
+ * narrows it to one program (e.g. `claude`). The host's own mount table shows the directory too (workspace disks are
+ * mounted there).
  */
 export function sandboxProcesses(dataDir: string, comm?: string): number[] {
   const hostNamespace = readlinkSync('/proc/self/ns/mnt');
@@ -19,4 +25,60 @@ export function sandboxProcesses(dataDir: string, comm?: string): number[] {
       }
     })
     .map(Number);
+}
+
+/** Lists the pids of one program from inside a container, with nothing but the shell (no procps needed). */
+const listInside = (comm: string): string[] => ['sh', '-c', `for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = "${comm}" ] && echo "\${p#/proc/}"; done; true`];
+
+/**
+ * The agent processes (`comm`, by default the Claude CLI) running in a data directory's sandboxes, on the backend of
+ * the test configuration: host pids on the local backend, `container/pid` on Docker (gVisor has no host pids).
+ * Paused containers are left out: nothing runs in them.
+ */
+export async function agentProcesses(dataDir: string, comm = 'claude'): Promise<string[]> {
+  if (testConfiguration().sandbox === 'local') return sandboxProcesses(dataDir, comm).map(String);
+  const found: string[] = [];
+  for (const container of await runningContainers(dataDir)) {
+    const output = await execInContainer(container, listInside(comm)).catch(() => '');
+    for (const pid of output.split('\n').filter(Boolean)) found.push(`${container.slice(0, 12)}/${pid}`);
+  }
+  return found.sort();
+}
+
+/** Stops (SIGSTOP) every agent process of a data directory's sandboxes, so that it can answer nothing. */
+export async function stopAgentProcesses(dataDir: string, comm = 'claude'): Promise<number> {
+  if (testConfiguration().sandbox === 'local') {
+    const pids = sandboxProcesses(dataDir, comm);
+    for (const pid of pids) process.kill(pid, 'SIGSTOP');
+    return pids.length;
+  }
+  let stopped = 0;
+  for (const container of await runningContainers(dataDir)) {
+    const output = await execInContainer(container, ['sh', '-c', `${listInside(comm)[2]} | while read p; do kill -STOP "$p" && echo "$p"; done`], 'root');
+    stopped += output.split('\n').filter(Boolean).length;
+  }
+  return stopped;
+}
+
+/** Running (not paused) containers of the installation that a data directory is. */
+async function runningContainers(dataDir: string): Promise<string[]> {
+  const installation = createHash('sha256').update(path.resolve(dataDir)).digest('hex').slice(0, 16);
+  const docker = await connectDocker(process.env.DOCKER_HOST);
+  const listed = await docker.listContainers({ filters: { label: [`dev.agentyard.installation=${installation}`], status: ['running'] } });
+  return listed.map((container) => container.Id);
+}
+
+async function execInContainer(containerId: string, argv: string[], user?: string): Promise<string> {
+  const docker = await connectDocker(process.env.DOCKER_HOST);
+  const exec = await docker.getContainer(containerId).exec({ Cmd: argv, AttachStdout: true, AttachStderr: false, ...(user ? { User: user } : {}) });
+  const stream = await exec.start({ hijack: true, stdin: false });
+  const chunks: Buffer[] = [];
+  const output = new PassThrough();
+  output.on('data', (chunk: Buffer) => chunks.push(chunk));
+  docker.modem.demuxStream(stream, output, output);
+  await new Promise<void>((resolve, reject) => {
+    stream.on('end', () => resolve());
+    stream.on('error', reject);
+  });
+  return Buffer.concat(chunks).toString();
 }

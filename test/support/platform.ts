@@ -7,6 +7,7 @@ import { startPlatform, type Platform } from '../../src/platform.ts';
 import { ApiClient } from './api-client.ts';
 import { startScriptedModel, type ScriptedModel } from './scripted-model.ts';
 import { removeDataDir } from './data-dir.ts';
+import { testConfiguration, testDatabaseFor } from './test-configuration.ts';
 
 /** The platform credential used in tests: assertions check it reaches the model and nothing else. */
 export const platformSecret = 'sk-ant-api03-PLATFORM-SECRET-do-not-leak-0123456789';
@@ -22,16 +23,22 @@ export interface TestPlatform {
 }
 
 /**
- * A real platform in this process: real server on port 0, SQLite in a temp dir, the local bubblewrap
- * sandbox, the real CLI, and a scripted model behind the gateway.
+ * A real platform in this process: real server on port 0, the real CLI, and a scripted model behind the gateway.
+ * The store and the sandbox backend come from the test configuration (AGENTYARD_TEST_STORE, AGENTYARD_TEST_SANDBOX,
+ * AGENTYARD_TEST_DOCKER_RUNTIME; by default SQLite in a temp dir and the local bubblewrap sandbox); a test's own
+ * `env` overrides them.
  */
 export async function startTestPlatform(
   options: { env?: Record<string, string>; model?: ScriptedModel; dataDir?: string; logger?: Logger } = {},
 ): Promise<TestPlatform> {
   const model = options.model ?? (await startScriptedModel());
   const dataDir = options.dataDir ?? (await mkdtemp(path.join(tmpdir(), 'agentyard-test-')));
+  const configured = testConfiguration();
+  const database = configured.store === 'postgres' ? await testDatabaseFor(dataDir) : null;
   const config = loadConfig({
     env: {
+      ...configured.env,
+      ...(database ? { DATABASE_URL: database } : {}),
       PORT: '0',
       AGENTYARD_DATA_DIR: dataDir,
       ANTHROPIC_BASE_URL: model.url,
@@ -48,6 +55,7 @@ export async function startTestPlatform(
     model,
     dataDir,
     api: new ApiClient(platform.url),
+    // Both backends keep a conversation's workspace on the host at the same place.
     workspaceDir: (conversationId) => path.join(dataDir, 'workspaces', conversationId, 'workspace'),
     async close() {
       await platform.close();

@@ -57,6 +57,20 @@ export class SandboxProber {
 
   /** Sends a probe message to the conversation and waits for its turn to end; fails unless the Bash call ran. */
   async run(client: ApiClient, conversationId: string, command: string, options: ProbeOptions = {}): Promise<ProbeResult> {
+    const { turnId, events, ended } = await this.turn(client, conversationId, command, options);
+    expect(ended, 'the probe turn should complete').toMatchObject({ status: 'completed' });
+    const started = events.filter((event) => event.event === 'tool.started');
+    expect(started.map((event) => [event.data.name, event.data.input.command])).toEqual([['Bash', command]]);
+    const toolEnded = events.find((event) => event.event === 'tool.ended' && event.data.toolUseId === started[0]!.data.toolUseId);
+    expect(toolEnded, 'the probe’s Bash call should have a result').toBeDefined();
+    return { turnId, command, output: String(toolEnded!.data.output), isError: toolEnded!.data.isError === true, events };
+  }
+
+  /**
+   * Sends a probe message and waits for its turn to end, however it ends (for probes that may take the agent down):
+   * the turn's events and its `turn.ended` data.
+   */
+  async turn(client: ApiClient, conversationId: string, command: string, options: ProbeOptions = {}): Promise<{ turnId: string; events: StreamedEvent[]; ended: any }> {
     const key = String(this.next++);
     this.commands.set(key, command);
     const prompt = `${promptPrefix}${key}${options.commandTimeoutMs ? ` timeout=${options.commandTimeoutMs}` : ''}`;
@@ -65,13 +79,7 @@ export class SandboxProber {
     const turnId: string = sent.body.turnId;
     const all = await client.readEvents(conversationId, { until: untilTurnEnded(turnId), timeoutMs: options.timeoutMs ?? 60_000 });
     const events = all.filter((event) => event.data?.turnId === turnId);
-    const ended = events.find((event) => event.event === 'turn.ended');
-    expect(ended?.data, 'the probe turn should complete').toMatchObject({ status: 'completed' });
-    const started = events.filter((event) => event.event === 'tool.started');
-    expect(started.map((event) => [event.data.name, event.data.input.command])).toEqual([['Bash', command]]);
-    const toolEnded = events.find((event) => event.event === 'tool.ended' && event.data.toolUseId === started[0]!.data.toolUseId);
-    expect(toolEnded, 'the probe’s Bash call should have a result').toBeDefined();
-    return { turnId, command, output: String(toolEnded!.data.output), isError: toolEnded!.data.isError === true, events };
+    return { turnId, events, ended: events.find((event) => event.event === 'turn.ended')?.data };
   }
 }
 

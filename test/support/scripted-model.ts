@@ -198,7 +198,9 @@ class ScriptedModelServer implements ScriptedModel {
   }
 
   async listen(): Promise<void> {
-    const server = createServer((request, response) => {
+    // Idle connections are kept as long as the real API keeps them: with Node's default of 5 s, a platform that
+    // stalls for seconds (SQLite waiting out a lock) would reuse a connection the server is closing at that moment.
+    const server = createServer({ keepAliveTimeout: 65_000 }, (request, response) => {
       this.handle(request, response).catch((cause: unknown) => {
         if (!response.headersSent) {
           sendJson(response, 500, errorBody('api_error', `scripted model failed: ${String(cause)}`));

@@ -15,7 +15,7 @@ export interface ServerProcess {
  * Starts `agentyard serve` as a separate process (so a test can SIGKILL it) and waits until it listens.
  * The environment is exactly `env` plus PATH: nothing leaks in from the test's own environment.
  */
-export async function startServerProcess(env: Record<string, string>, timeoutMs = 30_000): Promise<ServerProcess> {
+export async function startServerProcess(env: Record<string, string>, timeoutMs = 90_000): Promise<ServerProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve'], {
     cwd: root,
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', PORT: '0', AGENTYARD_LOG_LEVEL: 'info', ...env },

@@ -13,6 +13,7 @@ import { SessionProvider } from './session.tsx';
 const ConversationPage = lazy(() => import('./pages/conversation-page.tsx'));
 const AgentsPage = lazy(() => import('./pages/agents-page.tsx'));
 const AccountPage = lazy(() => import('./pages/account-page.tsx'));
+const UsagePage = lazy(() => import('./pages/usage-page.tsx'));
 const AdminPage = lazy(() => import('./pages/admin-page.tsx'));
 
 export function App() {
@@ -44,6 +45,7 @@ function Routes({ isAdmin }: { isAdmin: boolean }) {
   else if (conversation) page = <ConversationPage key={conversation.id} conversationId={conversation.id!} />;
   else if (path === '/agents') page = <AgentsPage />;
   else if (path === '/account') page = <AccountPage />;
+  else if (path === '/usage') page = <UsagePage />;
   else if (path === '/admin' && isAdmin) page = <AdminPage />;
   else page = <NotFoundPage />;
   const withSidebar = path === '/' || conversation !== null;

@@ -1,10 +1,11 @@
 import { z } from 'zod';
+import { agentLimitsSchema } from '../../agents/agent-schema.ts';
 import { requireAdmin } from '../auth.ts';
-import { errorResponses, idParams, userSchema } from '../schemas.ts';
-import type { App, AppServices } from '../server.ts';
+import { idParams, userSchema } from '../schemas.ts';
+import type { App, AppServices } from '../app.ts';
 
-export function registerAdminRoutes(app: App, { accounts, conversations }: AppServices): void {
-  app.get('/api/admin/users', { schema: { tags: ['admin'], summary: 'All users', response: { 200: z.object({ users: z.array(userSchema) }), ...errorResponses } } }, async (request) => {
+export function registerAdminRoutes(app: App, { accounts, agents, conversations }: AppServices): void {
+  app.get('/api/admin/users', { schema: { tags: ['admin'], summary: 'All users', response: { 200: z.object({ users: z.array(userSchema) }) } } }, async (request) => {
     requireAdmin(request);
     return { users: await accounts.listUsers() };
   });
@@ -17,7 +18,7 @@ export function registerAdminRoutes(app: App, { accounts, conversations }: AppSe
         summary: 'Change a user’s role or disable them',
         params: idParams,
         body: z.object({ role: z.enum(['admin', 'user']).optional(), disabled: z.boolean().optional() }),
-        response: { 200: z.object({ user: userSchema }), ...errorResponses },
+        response: { 200: z.object({ user: userSchema }) },
       },
     },
     async (request) => ({ user: await accounts.updateUser(requireAdmin(request), request.params.id, request.body) }),
@@ -30,7 +31,7 @@ export function registerAdminRoutes(app: App, { accounts, conversations }: AppSe
         tags: ['admin'],
         summary: 'Create an invite code for one registration (AGENTYARD_REGISTRATION=invite)',
         body: z.object({ email: z.email().optional() }).default({}),
-        response: { 201: z.object({ code: z.string(), expiresAt: z.string(), email: z.string().nullable() }), ...errorResponses },
+        response: { 201: z.object({ code: z.string(), expiresAt: z.string(), email: z.string().nullable() }) },
       },
     },
     async (request, reply) => {
@@ -60,13 +61,55 @@ export function registerAdminRoutes(app: App, { accounts, conversations }: AppSe
               }),
             ),
           }),
-          ...errorResponses,
         },
       },
     },
     async (request) => {
       requireAdmin(request);
       return { conversations: await conversations.activityDetails() };
+    },
+  );
+
+  const ceilingsAnswer = z.object({
+    ceilings: agentLimitsSchema.describe('the highest limits an agent may have; agents over them are refused, older ones run clamped'),
+    defaults: agentLimitsSchema.describe('the configured ceilings (AGENTYARD_AGENT_MAX_MEMORY_MB, …_CPUS, …_TURN_SECONDS)'),
+    source: z.enum(['configuration', 'administrator']),
+  });
+  const ceilingsState = (): z.infer<typeof ceilingsAnswer> => ({ ceilings: agents.ceilings.values, defaults: agents.ceilings.defaults, source: agents.ceilings.source });
+
+  app.get(
+    '/api/admin/agent-limits',
+    { schema: { tags: ['admin'], summary: 'The ceilings of agents’ memory, CPUs and turn time', response: { 200: ceilingsAnswer } } },
+    async (request) => {
+      requireAdmin(request);
+      return ceilingsState();
+    },
+  );
+
+  app.put(
+    '/api/admin/agent-limits',
+    {
+      schema: {
+        tags: ['admin'],
+        summary: 'Set the ceilings of agents’ limits (kept across restarts; they win over the configured ones)',
+        body: agentLimitsSchema,
+        response: { 200: ceilingsAnswer },
+      },
+    },
+    async (request) => {
+      requireAdmin(request);
+      await agents.ceilings.set(request.body);
+      return ceilingsState();
+    },
+  );
+
+  app.delete(
+    '/api/admin/agent-limits',
+    { schema: { tags: ['admin'], summary: 'Go back to the configured ceilings of agents’ limits', response: { 200: ceilingsAnswer } } },
+    async (request) => {
+      requireAdmin(request);
+      await agents.ceilings.reset();
+      return ceilingsState();
     },
   );
 }

@@ -1,9 +1,8 @@
 import { z } from 'zod';
 import { AppError, type ErrorCode, errorStatus } from '../../core/errors.ts';
-import type { EventData } from '../../core/events.ts';
+import { tokenUsageSchema, type EventData } from '../../core/events.ts';
 import { requireUser } from '../auth.ts';
-import { errorResponses } from '../schemas.ts';
-import type { App, AppServices } from '../server.ts';
+import type { App, AppServices } from '../app.ts';
 
 type TurnEnded = Extract<EventData, { type: 'turn.ended' }>;
 
@@ -23,12 +22,10 @@ export function registerCompatRoutes(app: App, { conversations }: AppServices): 
             turnId: z.string(),
             reply: z.string(),
             status: z.string(),
-            usage: z.object({ inputTokens: z.number(), outputTokens: z.number(), cacheCreationInputTokens: z.number(), cacheReadInputTokens: z.number() }).nullable(),
+            usage: tokenUsageSchema.nullable(),
             costUsd: z.number().nullable(),
             durationMs: z.number(),
           }),
-          ...errorResponses,
-          504: errorResponses[500],
         },
       },
     },

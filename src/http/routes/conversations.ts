@@ -1,10 +1,10 @@
 import { z } from 'zod';
 import type { Conversation } from '../../core/types.ts';
 import { requireUser } from '../auth.ts';
-import { conversationSchema, errorResponses, idParams, messageSchema, turnSchema } from '../schemas.ts';
-import type { App, AppServices } from '../server.ts';
+import { conversationSchema, idParams, messageSchema, turnSchema } from '../schemas.ts';
+import type { App, AppServices } from '../app.ts';
 
-export const presentConversation = ({ userId: _owner, claudeSessionId: _session, ...rest }: Conversation): z.infer<typeof conversationSchema> => rest;
+export const presentConversation = ({ userId: _owner, claudeSessionId: _session, claudeResumeAt: _resumeAt, ...rest }: Conversation): z.infer<typeof conversationSchema> => rest;
 const title = z.string().trim().min(1).max(200);
 
 export function registerConversationRoutes(app: App, { conversations }: AppServices): void {
@@ -15,7 +15,7 @@ export function registerConversationRoutes(app: App, { conversations }: AppServi
         tags: ['conversations'],
         summary: 'Create a conversation with an agent (the built-in default when none is named)',
         body: z.object({ agentId: z.string().max(100).optional(), title: title.optional() }).default({}),
-        response: { 201: conversationSchema, ...errorResponses },
+        response: { 201: conversationSchema },
       },
     },
     async (request, reply) => reply.status(201).send(presentConversation(await conversations.create(requireUser(request), request.body))),
@@ -27,7 +27,7 @@ export function registerConversationRoutes(app: App, { conversations }: AppServi
       schema: {
         tags: ['conversations'],
         summary: 'Your conversations, most recent first; `running` is true while a turn runs or waits',
-        response: { 200: z.object({ conversations: z.array(conversationSchema.extend({ running: z.boolean() })) }), ...errorResponses },
+        response: { 200: z.object({ conversations: z.array(conversationSchema.extend({ running: z.boolean() })) }) },
       },
     },
     async (request) => ({
@@ -47,7 +47,6 @@ export function registerConversationRoutes(app: App, { conversations }: AppServi
         params: idParams,
         response: {
           200: conversationSchema.extend({ running: z.boolean(), turns: z.array(turnSchema), messages: z.array(messageSchema) }),
-          ...errorResponses,
         },
       },
     },
@@ -64,13 +63,13 @@ export function registerConversationRoutes(app: App, { conversations }: AppServi
 
   app.patch(
     '/api/conversations/:id',
-    { schema: { tags: ['conversations'], summary: 'Rename a conversation', params: idParams, body: z.object({ title }), response: { 200: conversationSchema, ...errorResponses } } },
+    { schema: { tags: ['conversations'], summary: 'Rename a conversation', params: idParams, body: z.object({ title }), response: { 200: conversationSchema } } },
     async (request) => presentConversation(await conversations.rename(requireUser(request), request.params.id, request.body.title)),
   );
 
   app.delete(
     '/api/conversations/:id',
-    { schema: { tags: ['conversations'], summary: 'Delete a conversation, its events and its workspace', params: idParams, response: { 204: z.null(), ...errorResponses } } },
+    { schema: { tags: ['conversations'], summary: 'Delete a conversation, its events and its workspace', params: idParams, response: { 204: z.null() } } },
     async (request, reply) => {
       await conversations.delete(requireUser(request), request.params.id);
       return reply.status(204).send(null);
@@ -85,7 +84,7 @@ export function registerConversationRoutes(app: App, { conversations }: AppServi
         summary: 'Send a message; answers at once with the turn, which runs after any earlier turn',
         params: idParams,
         body: z.object({ text: z.string() }),
-        response: { 202: z.object({ turnId: z.string(), status: z.literal('queued') }), ...errorResponses },
+        response: { 202: z.object({ turnId: z.string(), status: z.literal('queued') }) },
       },
     },
     async (request, reply) => {
@@ -101,7 +100,7 @@ export function registerConversationRoutes(app: App, { conversations }: AppServi
         tags: ['conversations'],
         summary: 'Stop the running turn; the conversation goes on afterwards',
         params: idParams,
-        response: { 200: z.object({ interrupted: z.boolean() }), ...errorResponses },
+        response: { 200: z.object({ interrupted: z.boolean() }) },
       },
     },
     async (request) => ({ interrupted: await conversations.interrupt(requireUser(request), request.params.id) }),

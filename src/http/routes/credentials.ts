@@ -1,8 +1,7 @@
 import { z } from 'zod';
 import { notFound } from '../../core/errors.ts';
 import { requireUser } from '../auth.ts';
-import { errorResponses } from '../schemas.ts';
-import type { App, AppServices } from '../server.ts';
+import type { App, AppServices } from '../app.ts';
 
 const infoSchema = z.object({ kind: z.enum(['api-key', 'oauth-token']), createdAt: z.string(), updatedAt: z.string() });
 
@@ -13,7 +12,7 @@ export function registerCredentialRoutes(app: App, { credentials }: AppServices)
       schema: {
         tags: ['credentials'],
         summary: 'Whether you have your own model credential (never its value)',
-        response: { 200: z.object({ model: infoSchema.nullable(), canStore: z.boolean() }), ...errorResponses },
+        response: { 200: z.object({ model: infoSchema.nullable(), canStore: z.boolean() }) },
       },
     },
     async (request) => {
@@ -35,7 +34,7 @@ export function registerCredentialRoutes(app: App, { credentials }: AppServices)
           kind: z.enum(['api-key', 'oauth-token']),
           value: z.string().min(8).max(1000).regex(/^[\x21-\x7e]+$/, 'printable characters without spaces'),
         }),
-        response: { 200: infoSchema, ...errorResponses },
+        response: { 200: infoSchema },
       },
     },
     async (request) => {
@@ -46,7 +45,7 @@ export function registerCredentialRoutes(app: App, { credentials }: AppServices)
 
   app.delete(
     '/api/credentials/model',
-    { schema: { tags: ['credentials'], summary: 'Forget your own credential: the platform’s is used again', response: { 204: z.null(), ...errorResponses } } },
+    { schema: { tags: ['credentials'], summary: 'Forget your own credential: the platform’s is used again', response: { 204: z.null() } } },
     async (request, reply) => {
       const user = requireUser(request);
       if (!(await credentials.delete(user.id))) throw notFound('credential');

@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { egressDomainsSchema } from '../../agents/agent-schema.ts';
 import { requireAdmin, requireUser } from '../auth.ts';
-import { errorResponses, idParams } from '../schemas.ts';
-import type { App, AppServices } from '../server.ts';
+import { idParams } from '../schemas.ts';
+import type { App, AppServices } from '../app.ts';
 
 const egressSchema = z.object({
   id: z.string(),
@@ -32,7 +32,7 @@ export function registerEgressRoutes(app: App, { conversations, egress }: AppSer
         tags: ['admin'],
         summary: 'Which agents may reach which domains (every agent with ?all=true)',
         querystring: z.object({ all: z.enum(['true', 'false']).default('false') }),
-        response: { 200: z.object({ agents: z.array(agentEgressSchema) }), ...errorResponses },
+        response: { 200: z.object({ agents: z.array(agentEgressSchema) }) },
       },
     },
     async (request) => {
@@ -49,7 +49,7 @@ export function registerEgressRoutes(app: App, { conversations, egress }: AppSer
         summary: 'Set any agent’s egress domains (an empty list: no egress); applies from its next turn',
         params: idParams,
         body: z.object({ egressDomains: egressDomainsSchema }),
-        response: { 200: agentEgressSchema, ...errorResponses },
+        response: { 200: agentEgressSchema },
       },
     },
     async (request) => {
@@ -66,7 +66,7 @@ export function registerEgressRoutes(app: App, { conversations, egress }: AppSer
         summary: 'Every network connection the conversation’s sandboxes tried through the egress proxy, allowed or denied',
         params: idParams,
         querystring: z.object({ limit: z.coerce.number().int().min(1).max(10_000).default(1000) }),
-        response: { 200: z.object({ connections: z.array(egressSchema) }), ...errorResponses },
+        response: { 200: z.object({ connections: z.array(egressSchema) }) },
       },
     },
     async (request) => {

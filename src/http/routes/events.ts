@@ -1,13 +1,18 @@
 import { z } from 'zod';
-import type { ConversationEvent } from '../../core/events.ts';
 import { badRequest } from '../../core/errors.ts';
 import { requireUser } from '../auth.ts';
-import { errorResponses, idParams } from '../schemas.ts';
-import type { App, AppServices } from '../server.ts';
-import { formatError, formatEvent, openEventStream } from '../sse.ts';
+import { idParams, streamClosedSchema, streamedEventSchema } from '../schemas.ts';
+import type { App, AppServices } from '../app.ts';
+import { ConcurrencyLimit } from '../concurrency-limit.ts';
+import { revokedMessage, trackConnection } from '../live-connections.ts';
+import { EventStream } from '../sse.ts';
+import { StreamSlots } from '../stream-slots.ts';
 
-const heartbeatMs = 15_000;
-const replayPage = 1000;
+/**
+ * Streams replaying history read the store a few at a time: two hundred of them at once would otherwise queue two
+ * hundred reads ahead of every other request (SQLite has one connection; PostgreSQL's pool is small too).
+ */
+const historyReadsAtOnce = 2;
 
 function parseAfter(header: string | string[] | undefined, query: string | undefined): number {
   const raw = (Array.isArray(header) ? header[0] : header) ?? query ?? '0';
@@ -15,7 +20,9 @@ function parseAfter(header: string | string[] | undefined, query: string | undef
   return Number(raw.trim());
 }
 
-export function registerEventRoutes(app: App, { conversations }: AppServices): void {
+export function registerEventRoutes(app: App, { conversations, config }: AppServices): void {
+  const slots = new StreamSlots({ perUser: config.events.streamsPerUser, perConversation: config.events.streamsPerConversation });
+  const historyReads = new ConcurrencyLimit(historyReadsAtOnce);
   app.get(
     '/api/conversations/:id/events',
     {
@@ -25,52 +32,41 @@ export function registerEventRoutes(app: App, { conversations }: AppServices): v
         description:
           'Replays the events after Last-Event-ID (or ?after=N; all when absent), then streams live ones. Each SSE `id` is the event’s sequence number ' +
           'and `event` its type: turn.queued, turn.started, message.delta, message.completed, tool.started, tool.ended, turn.ended, error. ' +
-          '`data` is the event as JSON with `seq` and `createdAt`.',
+          '`data` is the event as JSON with `seq` and `createdAt`. A client that reads nothing for AGENTYARD_EVENT_STREAM_STALL_SECONDS while its ' +
+          'connection is full is disconnected and resumes with Last-Event-ID. Streams open at once are bounded per user and per conversation ' +
+          '(429 TOO_MANY_STREAMS).',
         params: idParams,
         querystring: z.object({ after: z.string().optional() }),
         headers: z.object({ 'last-event-id': z.string().optional() }).passthrough(),
-        response: { 200: z.string().describe('text/event-stream'), ...errorResponses },
+        response: {
+          200: {
+            description: 'The events, each as one SSE message whose `data` is one of these (JSON)',
+            content: { 'text/event-stream': { schema: z.union([streamedEventSchema, streamClosedSchema]) } },
+          },
+        },
       },
     },
     async (request, reply) => {
       const user = requireUser(request);
       const conversationId = request.params.id;
-      let lastSent = parseAfter(request.headers['last-event-id'], request.query.after);
+      const after = parseAfter(request.headers['last-event-id'], request.query.after);
       await conversations.get(user, conversationId);
-
-      // Subscribe before replaying so nothing published during the replay is missed; duplicates are dropped by seq.
-      const pending: ConversationEvent[] = [];
-      let replaying = true;
-      const response = reply.raw;
-      const send = (event: ConversationEvent): void => {
-        if (event.seq <= lastSent) return;
-        lastSent = event.seq;
-        response.write(formatEvent(event));
-      };
-      const unsubscribe = conversations.subscribe(conversationId, (event) => (replaying ? pending.push(event) : send(event)));
-      const heartbeat = setInterval(() => response.write(': ping\n\n'), heartbeatMs);
-      const close = (): void => {
-        clearInterval(heartbeat);
-        unsubscribe();
-      };
-      request.raw.on('close', close);
+      const release = slots.acquire(user.id, conversationId);
 
       reply.hijack();
-      openEventStream(response);
-      try {
-        for (;;) {
-          const page = await conversations.events(user, conversationId, lastSent, replayPage);
-          page.forEach(send);
-          if (page.length < replayPage) break;
-        }
-        replaying = false;
-        pending.sort((a, b) => a.seq - b.seq).forEach(send);
-        pending.length = 0;
-      } catch (error) {
-        request.log.error({ err: error }, 'event replay failed');
-        response.end(formatError('INTERNAL', 'the event stream failed; reconnect to resume'));
-        close();
-      }
+      const stream = new EventStream(
+        reply.raw,
+        {
+          read: (afterSeq, limit) => historyReads.run(() => conversations.events(user, conversationId, afterSeq, limit)),
+          subscribe: (listener) => conversations.subscribe(conversationId, listener),
+        },
+        { after, stallMs: config.events.stallSeconds * 1000, logger: request.log.child({ conversationId }) },
+      );
+      stream.onEnd(release);
+      // Revoking the credential that opened the stream ends it with a last `error` event.
+      const connection = trackConnection(request, () => stream.end({ code: 'UNAUTHORIZED', message: revokedMessage }));
+      stream.onEnd(() => connection.release());
+      stream.start();
     },
   );
 }

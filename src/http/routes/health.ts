@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { App, AppServices } from '../server.ts';
+import type { App, AppServices } from '../app.ts';
 
 const checkSchema = z.object({ name: z.string(), ok: z.boolean(), detail: z.string(), fix: z.string().optional() });
 

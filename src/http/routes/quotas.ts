@@ -2,8 +2,7 @@ import { z } from 'zod';
 import { notFound } from '../../core/errors.ts';
 import type { QuotaLimits } from '../../core/types.ts';
 import { requireAdmin, requireUser } from '../auth.ts';
-import { errorResponses } from '../schemas.ts';
-import type { App, AppServices } from '../server.ts';
+import type { App, AppServices } from '../app.ts';
 
 const limit = z.number().min(0).nullable();
 
@@ -49,7 +48,7 @@ export function registerQuotaRoutes(app: App, { quotas, accounts }: AppServices)
 
   app.get(
     '/api/quota',
-    { schema: { tags: ['usage'], summary: 'Your quotas: each limit, what you have used of it and when it resets', response: { 200: userQuotaSchema, ...errorResponses } } },
+    { schema: { tags: ['usage'], summary: 'Your quotas: each limit, what you have used of it and when it resets', response: { 200: userQuotaSchema } } },
     async (request) => describeUser(requireUser(request).id),
   );
 
@@ -59,7 +58,7 @@ export function registerQuotaRoutes(app: App, { quotas, accounts }: AppServices)
       schema: {
         tags: ['admin'],
         summary: 'The default quota and every user’s override',
-        response: { 200: z.object({ default: limitsSchema, overrides: z.array(z.object({ userId: z.string(), limits: overrideBody, updatedAt: z.string() })) }), ...errorResponses },
+        response: { 200: z.object({ default: limitsSchema, overrides: z.array(z.object({ userId: z.string(), limits: overrideBody, updatedAt: z.string() })) }) },
       },
     },
     async (request) => {
@@ -70,7 +69,7 @@ export function registerQuotaRoutes(app: App, { quotas, accounts }: AppServices)
 
   app.get(
     '/api/admin/quotas/:userId',
-    { schema: { tags: ['admin'], summary: 'A user’s effective quotas and use', params: userParams, response: { 200: userQuotaSchema, ...errorResponses } } },
+    { schema: { tags: ['admin'], summary: 'A user’s effective quotas and use', params: userParams, response: { 200: userQuotaSchema } } },
     async (request) => {
       requireAdmin(request);
       await assertUser(request.params.userId);
@@ -87,7 +86,7 @@ export function registerQuotaRoutes(app: App, { quotas, accounts }: AppServices)
         description: 'Each limit given replaces the default (null: unlimited); limits left out follow the default. The body replaces any earlier override.',
         params: userParams,
         body: overrideBody,
-        response: { 200: userQuotaSchema, ...errorResponses },
+        response: { 200: userQuotaSchema },
       },
     },
     async (request) => {
@@ -100,7 +99,7 @@ export function registerQuotaRoutes(app: App, { quotas, accounts }: AppServices)
 
   app.delete(
     '/api/admin/quotas/:userId',
-    { schema: { tags: ['admin'], summary: 'Remove a user’s override: the default applies again', params: userParams, response: { 204: z.null(), ...errorResponses } } },
+    { schema: { tags: ['admin'], summary: 'Remove a user’s override: the default applies again', params: userParams, response: { 204: z.null() } } },
     async (request, reply) => {
       requireAdmin(request);
       if (!(await quotas.deleteOverride(request.params.userId))) throw notFound('quota override');

@@ -1,9 +1,10 @@
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { AppError, forbidden } from '../../core/errors.ts';
+import { AppError, forbidden, unauthorized } from '../../core/errors.ts';
 import { requireUser } from '../auth.ts';
-import { errorResponses, idParams } from '../schemas.ts';
-import type { App } from '../server.ts';
+import { idParams } from '../schemas.ts';
+import type { App } from '../app.ts';
+import { credentialKey, revokedMessage, type LiveConnections } from '../live-connections.ts';
 import type { TerminalSession, TerminalSessions } from '../terminal-sessions.ts';
 
 const querySchema = z.object({
@@ -23,12 +24,14 @@ Authenticated by the session cookie or an \`Authorization: Bearer\` token; a req
 
 - Client to server: binary frames are keyboard input; text frames are JSON: \`{"type":"resize","cols":N,"rows":N}\` or \`{"type":"input","data":"..."}\`.
 - Server to client: binary frames are terminal output; text frames are JSON: \`{"type":"attached","session","start","resumed"}\` first (\`start\` is the output offset of the next binary byte; when it differs from the client's \`offset\` the client clears its screen), \`{"type":"exit","code","signal"}\` when the shell ends (then the socket closes with 1000), \`{"type":"error","code","message"}\`.
-- A dropped socket leaves the shell running for a few minutes; reconnecting with the same \`session\` and \`offset\` resumes it. Close code 4001: the same session was opened in another tab.`;
+- A dropped socket leaves the shell running for a few minutes; reconnecting with the same \`session\` and \`offset\` resumes it. Close code 4001: the same session was opened in another tab.
+- Close code 4401: the credential that opened the shell was revoked (signed out, token revoked, password changed, account disabled); the shell is killed.
+- Terminals open at once are bounded per user and per conversation (429 TOO_MANY_TERMINALS); a terminal counts until its shell exits.`;
 
 /** Sessions resolved before the upgrade, so that errors are plain HTTP answers. */
 const opened = new WeakMap<FastifyRequest, TerminalSession>();
 
-export function registerTerminalRoutes(app: App, { terminals }: { terminals: TerminalSessions }): void {
+export function registerTerminalRoutes(app: App, { terminals, liveConnections }: { terminals: TerminalSessions; liveConnections: LiveConnections }): void {
   app.route({
     method: 'GET',
     url: '/api/conversations/:id/terminal',
@@ -38,7 +41,7 @@ export function registerTerminalRoutes(app: App, { terminals }: { terminals: Ter
       description: protocol,
       params: idParams,
       querystring: querySchema,
-      response: { 101: z.null().describe('Switching Protocols: the socket is open'), ...errorResponses },
+      response: { 101: z.null().describe('Switching Protocols: the socket is open') },
     },
     preHandler: async (request: FastifyRequest) => {
       const { id } = request.params as z.infer<typeof idParams>;
@@ -47,7 +50,26 @@ export function registerTerminalRoutes(app: App, { terminals }: { terminals: Ter
       checkOrigin(request);
       if (!request.ws) throw new AppError('BAD_REQUEST', 'this route is a WebSocket: connect with Upgrade: websocket');
       const sessionId = query.session ?? crypto.randomUUID();
-      opened.set(request, await terminals.open(user, id, sessionId, { cols: query.cols, rows: query.rows }));
+      const principal = request.principal!;
+      // Tracked before the shell starts (which can take seconds), so a revocation meanwhile is not missed.
+      let session: TerminalSession | null = null;
+      let revoked = false;
+      const connection = liveConnections.track(principal, () => {
+        revoked = true;
+        session?.revoke();
+      });
+      try {
+        session = await terminals.open(user, id, sessionId, { cols: query.cols, rows: query.rows });
+      } catch (error) {
+        connection.release();
+        throw error;
+      }
+      if (revoked) {
+        session.revoke();
+        throw unauthorized(revokedMessage);
+      }
+      session.holdCredential(credentialKey(principal), connection);
+      opened.set(request, session);
     },
     handler: async () => {
       throw new AppError('BAD_REQUEST', 'this route is a WebSocket: connect with Upgrade: websocket');

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { requireUser } from '../auth.ts';
-import { errorResponses, idParams, tokenSchema } from '../schemas.ts';
-import type { App, AppServices } from '../server.ts';
+import { idParams, tokenSchema } from '../schemas.ts';
+import type { App, AppServices } from '../app.ts';
 
 export function registerTokenRoutes(app: App, { accounts }: AppServices): void {
   app.post(
@@ -11,7 +11,7 @@ export function registerTokenRoutes(app: App, { accounts }: AppServices): void {
         tags: ['tokens'],
         summary: 'Create an API token; the token is shown only in this answer',
         body: z.object({ name: z.string().trim().min(1).max(100), expiresInDays: z.number().int().min(1).max(3650).optional() }),
-        response: { 201: tokenSchema.extend({ token: z.string() }), ...errorResponses },
+        response: { 201: tokenSchema.extend({ token: z.string() }) },
       },
     },
     async (request, reply) => {
@@ -22,13 +22,13 @@ export function registerTokenRoutes(app: App, { accounts }: AppServices): void {
     },
   );
 
-  app.get('/api/tokens', { schema: { tags: ['tokens'], summary: 'Your API tokens (without their secrets)', response: { 200: z.object({ tokens: z.array(tokenSchema) }), ...errorResponses } } }, async (request) => {
+  app.get('/api/tokens', { schema: { tags: ['tokens'], summary: 'Your API tokens (without their secrets)', response: { 200: z.object({ tokens: z.array(tokenSchema) }) } } }, async (request) => {
     const user = requireUser(request);
     const tokens = await accounts.listTokens(user.id);
     return { tokens: tokens.map(({ userId: _owner, ...listed }) => listed) };
   });
 
-  app.delete('/api/tokens/:id', { schema: { tags: ['tokens'], summary: 'Revoke an API token', params: idParams, response: { 204: z.null(), ...errorResponses } } }, async (request, reply) => {
+  app.delete('/api/tokens/:id', { schema: { tags: ['tokens'], summary: 'Revoke an API token', params: idParams, response: { 204: z.null() } } }, async (request, reply) => {
     const user = requireUser(request);
     await accounts.revokeToken(user.id, request.params.id);
     return reply.status(204).send(null);

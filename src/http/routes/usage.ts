@@ -3,8 +3,7 @@ import { z } from 'zod';
 import { forbidden, notFound } from '../../core/errors.ts';
 import { usageCsv, type UsageReport } from '../../usage/usage-service.ts';
 import { requireAdmin, requireUser } from '../auth.ts';
-import { errorResponses } from '../schemas.ts';
-import type { App, AppServices } from '../server.ts';
+import type { App, AppServices } from '../app.ts';
 
 const day = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'a day, YYYY-MM-DD');
 
@@ -44,6 +43,11 @@ function send(reply: FastifyReply, report: UsageReport, format: 'json' | 'csv'):
     .send(usageCsv(report));
 }
 
+const reportAnswer = {
+  description: 'The report; with ?format=csv its rows as CSV',
+  content: { 'application/json': { schema: reportSchema }, 'text/csv': { schema: z.string() } },
+};
+
 export function registerUsageRoutes(app: App, { usage, accounts }: AppServices): void {
   app.get(
     '/api/usage',
@@ -53,7 +57,7 @@ export function registerUsageRoutes(app: App, { usage, accounts }: AppServices):
         summary: 'Your model usage: totals, and rows by day and agent with tokens by kind and estimated cost',
         description: 'An administrator may pass ?userId= to see another user. ?format=csv answers the rows as CSV.',
         querystring: query.extend({ userId: z.string().max(100).optional() }),
-        response: { 200: reportSchema.or(z.string().describe('text/csv')), ...errorResponses },
+        response: { 200: reportAnswer },
       },
     },
     async (request, reply) => {
@@ -74,7 +78,7 @@ export function registerUsageRoutes(app: App, { usage, accounts }: AppServices):
         tags: ['admin', 'usage'],
         summary: 'Every user’s model usage: totals per user, and rows by user, day and agent',
         querystring: query,
-        response: { 200: reportSchema.or(z.string().describe('text/csv')), ...errorResponses },
+        response: { 200: reportAnswer },
       },
     },
     async (request, reply) => {

@@ -1,4 +1,5 @@
-import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,7 +27,9 @@ for (const runtime of ['runc', 'runsc'] as const) {
       await rm(dataDir, { recursive: true, force: true });
     });
 
-    describeSandboxContract(`docker (${runtime})`, () => createDockerProvider({ dataDir: path.join(dataDir, 'contract'), image: testImage, runtime, workspaceDiskMb: 64 }));
+    describeSandboxContract(`docker (${runtime})`, () => createDockerProvider({ dataDir: path.join(dataDir, 'contract'), image: testImage, runtime, workspaceDiskMb: 64 }), {
+      ...(runtime === 'runsc' ? { wholeSandboxLimits: 'gVisor ends the whole sandbox at its memory or pids limit; test/e2e/hostile.test.ts tests exactly that' } : {}),
+    });
 
     describe('on this host', () => {
       let provider: DockerProvider;
@@ -115,21 +118,27 @@ for (const runtime of ['runc', 'runsc'] as const) {
           await other.release();
         }
         // The files survive the sandbox, and removing the workspace frees its disk.
-        expect((await provider.workspaceFiles('disk-full').list('')).map((entry) => entry.name)).toContain('fill');
+        expect((await provider.workspaceFiles('disk-full').list('')).entries.map((entry) => entry.name)).toContain('fill');
         await provider.removeWorkspace('disk-full');
         await provider.removeWorkspace('disk-other');
       });
 
       it('pauses every process and resumes them intact', async () => {
         const sandbox = await provider.acquire(spec('pause'));
+        // The counter lives in the workspace, so the host can read it while the container is frozen.
+        const counterFile = path.join(dataDir, 'host', 'workspaces', 'pause', 'workspace', 'count');
+        const count = async (): Promise<number> => Number((await readFile(counterFile, 'utf8').catch(() => '0')).trim() || '0');
         try {
-          const child = sandbox.exec(['sh', '-c', 'i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.05; done']);
-          await waitFor(async () => Number((await run(sandbox, ['cat', '/tmp/count'])).trim()) > 0);
+          const child = sandbox.exec(['sh', '-c', 'i=0; while :; do i=$((i+1)); echo $i > /workspace/count.tmp; mv /workspace/count.tmp /workspace/count; sleep 0.05; done']);
+          await waitFor(async () => (await count()) > 0);
           expect(await sandbox.pause()).toBe(true);
           expect(await sandbox.pause()).toBe(true);
+          // Frozen: the loop makes no progress at all while paused.
+          const paused = await count();
+          await new Promise((resolve) => setTimeout(resolve, 1000));
+          expect(await count()).toBe(paused);
           await sandbox.resume();
-          const before = Number((await run(sandbox, ['cat', '/tmp/count'])).trim());
-          await waitFor(async () => Number((await run(sandbox, ['cat', '/tmp/count'])).trim()) > before);
+          await waitFor(async () => (await count()) > paused);
           child.kill('SIGKILL');
           await child.exited;
         } finally {
@@ -137,9 +146,14 @@ for (const runtime of ['runc', 'runsc'] as const) {
         }
       });
 
-      it.skipIf(runtime === 'runsc')('claims a warm container in well under 100 ms, mounting the workspace into it', async () => {
+      // How fast a claim is: bench/sandbox.ts. Here: the claim takes the pooled container, and does not hang.
+      it.skipIf(runtime === 'runsc')('claims the warm container, mounting the workspace into it', async () => {
         await provider.warmUp(limits);
         expect(Object.values(provider.poolStatus())).toEqual([1]);
+        const docker = await connectDocker(process.env.DOCKER_HOST);
+        const installation = createHash('sha256').update(path.resolve(path.join(dataDir, 'host'))).digest('hex').slice(0, 16);
+        const pooled = await docker.listContainers({ filters: { label: [`dev.agentyard.installation=${installation}`, 'dev.agentyard.role=pool'] } });
+        expect(pooled).toHaveLength(1);
         const warmWorkspace = path.join(dataDir, 'host', 'workspaces', 'warm', 'workspace');
         await mkdir(warmWorkspace, { recursive: true });
         await writeFile(path.join(warmWorkspace, 'canary.txt'), 'warm canary');
@@ -147,7 +161,8 @@ for (const runtime of ['runc', 'runsc'] as const) {
         const sandbox = await provider.acquire(spec('warm'));
         const claimMs = performance.now() - startedAt;
         try {
-          expect(claimMs).toBeLessThan(100);
+          expect((sandbox as unknown as { containerId: string }).containerId).toBe(pooled[0]!.Id);
+          expect(claimMs).toBeLessThan(5000);
           expect(await run(sandbox, ['cat', '/workspace/canary.txt'])).toBe('warm canary');
           const gatewayReply = await run(sandbox, ['bash', '-c', `exec 3<>/dev/tcp/127.0.0.1/4180; printf 'GET /v1/warm HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3`]);
           expect(gatewayReply).toContain('gateway saw GET /v1/warm');
@@ -174,12 +189,17 @@ for (const runtime of ['runc', 'runsc'] as const) {
         // The server dies: nothing is released.
         const docker = await connectDocker(process.env.DOCKER_HOST);
         const installation = (await docker.getContainer((orphan as unknown as { containerId: string }).containerId).inspect()).Config.Labels['dev.agentyard.installation'];
+        const warm = await docker.listContainers({ all: true, filters: { label: [`dev.agentyard.installation=${installation}`, 'dev.agentyard.role=pool'] } });
+        expect(warm).toHaveLength(runtime === 'runc' ? 1 : 0);
         const second = createDockerProvider({ dataDir: leftDir, image: testImage, runtime, poolSize: 1 });
         const fresh = await second.acquire(spec('orphan'));
+        const freshId = (fresh as unknown as { containerId: string }).containerId;
         const left = await docker.listContainers({ all: true, filters: { label: [`dev.agentyard.installation=${installation}`] } });
         const ids = left.map((container) => container.Id);
         expect(ids).not.toContain((orphan as unknown as { containerId: string }).containerId);
-        expect(ids).toContain((fresh as unknown as { containerId: string }).containerId);
+        expect(ids).toContain(freshId);
+        // The warm container the first server left is adopted into the new pool, and the next conversation claims it.
+        if (runtime === 'runc') expect(freshId).toBe(warm[0]?.Id);
         await second.close();
         expect(await docker.listContainers({ all: true, filters: { label: [`dev.agentyard.installation=${installation}`] } })).toEqual([]);
       });

@@ -6,6 +6,7 @@ import { AppError } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
 import { silentLogger, type Logger } from '../../core/logger.ts';
 import {
+  sandboxOpenFileLimit,
   sandboxPaths,
   type BackendCheck,
   type Sandbox,
@@ -316,7 +317,7 @@ export class DockerProvider implements SandboxProvider {
       // A claimed pool container keeps its pool labels and keeps running after a crash; it served a conversation (its
       // /tmp and processes live on), so it is told from a fresh one by the claim's mounts left in its slot, and removed.
       const adoptable =
-        usable && info.Labels[labels.role] === 'pool' && info.State === 'running' && key?.startsWith(`${this.options.image}|runc|`) && slot && (await this.slots.pristine(slot));
+        usable && info.Labels[labels.role] === 'pool' && info.State === 'running' && key?.startsWith(`${this.options.image}|runc|`) && key.endsWith(`|${sandboxOpenFileLimit}n`) && slot && (await this.slots.pristine(slot));
       if (adoptable && key && slot && this.pool.adopt(key as PoolKey, { containerId: info.Id, slot })) {
         adopted += 1;
         continue;
@@ -372,7 +373,7 @@ export class DockerProvider implements SandboxProvider {
   }
 
   private poolKey(limits: SandboxLimits): PoolKey {
-    return `${this.options.image}|runc|${limits.memoryMb}m|${limits.cpus}c|${limits.pids}p`;
+    return `${this.options.image}|runc|${limits.memoryMb}m|${limits.cpus}c|${limits.pids}p|${sandboxOpenFileLimit}n`;
   }
 
   /** A pool container: nothing of any user; its slot directories are empty until a claim mounts a workspace there. */
@@ -464,7 +465,10 @@ export class DockerProvider implements SandboxProvider {
         NanoCpus: Math.round(limits.cpus * 1e9),
         // gVisor's own host threads count too; its sandbox processes are not host processes.
         PidsLimit: input.runtime === 'runsc' ? limits.pids + 256 : limits.pids,
-        Ulimits: [{ Name: 'core', Soft: 0, Hard: 0 }],
+        Ulimits: [
+          { Name: 'core', Soft: 0, Hard: 0 },
+          { Name: 'nofile', Soft: sandboxOpenFileLimit, Hard: sandboxOpenFileLimit },
+        ],
         // The kernel's OOM killer picks a sandbox before the platform.
         OomScoreAdj: 500,
         IpcMode: 'private',

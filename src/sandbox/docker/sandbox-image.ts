@@ -36,7 +36,7 @@ export interface SandboxImageResult {
 /** Files of the image's recipe, beside the Dockerfile for registry builds. */
 export const imageRecipeDir = path.resolve(import.meta.dirname, '../../../deploy/sandbox-image');
 
-const defaultPackages = ['socat', 'tini', 'git', 'ripgrep', 'python3', 'ca-certificates', 'procps', 'make', 'gcc', 'libc6-dev'];
+const defaultPackages = ['socat', 'tini', 'git', 'ripgrep', 'python3', 'ca-certificates', 'procps', 'curl', 'make', 'gcc', 'libc6-dev'];
 const inputsLabel = 'dev.agentyard.image-inputs';
 
 /**

@@ -1,6 +1,6 @@
 import type { Logger } from '../../core/logger.ts';
 
-/** `image|runtime|<memory>m|<cpus>c|<pids>p`: pool containers are interchangeable only within one key. */
+/** `image|runtime|<memory>m|<cpus>c|<pids>p|<open files>n`: pool containers are interchangeable only within one key. */
 export type PoolKey = string;
 
 /** A warm container: started, holding no user data and no credential, its slot directories empty. */

@@ -167,8 +167,8 @@ export interface LauncherOptions {
   shell: string;
   /** cgroup.procs files the process joins before it execs (one per hierarchy). */
   cgroupProcsFiles: string[];
-  /** Host path of prlimit and the rlimits it sets, when cgroups cannot hold the limits. */
-  prlimit?: { binary: string; nproc?: number };
+  /** Host path of prlimit and the rlimits it sets (RLIMIT_NPROC only when cgroups cannot hold the pids limit). */
+  prlimit?: { binary: string; nproc?: number; nofile?: number };
 }
 
 /**
@@ -177,15 +177,16 @@ export interface LauncherOptions {
  */
 export function buildLauncherArgv(command: string[], options: LauncherOptions, env: Record<string, string> = {}): string[] {
   const prefix: string[] = [];
-  if (options.cgroupProcsFiles.length > 0) {
-    const joins = options.cgroupProcsFiles.map((file) => `echo $$ > ${shellQuote(file)} || exit 125`);
+  const steps = options.cgroupProcsFiles.map((file) => `echo $$ > ${shellQuote(file)} || exit 125`);
+  if (steps.length > 0) {
     // sh exports PWD (the host's working directory) on its own: put back exactly what was given.
     const pwd = env.PWD === undefined ? 'unset PWD' : `export PWD=${shellQuote(env.PWD)}`;
-    prefix.push(options.shell, '-c', [...joins, pwd, 'exec "$@"'].join('\n'), 'agentyard-launch');
+    prefix.push(options.shell, '-c', [...steps, pwd, 'exec "$@"'].join('\n'), 'agentyard-launch');
   }
   if (options.prlimit) {
     prefix.push(options.prlimit.binary, '--core=0');
     if (options.prlimit.nproc !== undefined) prefix.push(`--nproc=${options.prlimit.nproc}`);
+    if (options.prlimit.nofile !== undefined) prefix.push(`--nofile=${options.prlimit.nofile}`);
     prefix.push('--');
   }
   return [...prefix, ...command];

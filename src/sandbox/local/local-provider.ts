@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { AppError } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
 import { silentLogger, type Logger } from '../../core/logger.ts';
-import type { BackendCheck, Sandbox, SandboxLimits, SandboxProvider, SandboxSpec, WorkspaceFileAccess } from '../../core/sandbox.ts';
+import { sandboxOpenFileLimit, type BackendCheck, type Sandbox, type SandboxLimits, type SandboxProvider, type SandboxSpec, type WorkspaceFileAccess } from '../../core/sandbox.ts';
 import { createHostCgroups, type CgroupController, type CgroupSupport, type HostCgroups, type SandboxCgroup } from '../cgroups.ts';
 import { createWorkspaces, type Workspaces } from '../workspaces.ts';
 import { buildEtcFiles, buildInitArgv, buildLauncherArgv, optionsOnFd, sandboxTools, type LauncherOptions } from './bwrap-args.ts';
@@ -43,7 +43,7 @@ interface HostTools {
   shell: string;
   bwrap: string;
   nsenter: string;
-  prlimit: string | null;
+  prlimit: string;
 }
 
 const execFileAsync = promisify(execFile);
@@ -285,12 +285,14 @@ export class LocalProvider implements SandboxProvider {
     return {
       shell: tools.shell,
       cgroupProcsFiles: cgroup?.procsFiles ?? [],
-      // RLIMIT_CORE=0 always (a core of the 245 MB CLI would land in the workspace); RLIMIT_NPROC only
-      // without a pids cgroup, since it counts every process of the uid. RLIMIT_AS/DATA would break
-      // the CLI, which reserves far more address space than it uses.
-      ...(tools.prlimit
-        ? { prlimit: { binary: tools.prlimit, ...(enforcement.pids === 'rlimit-nproc' ? { nproc: limits.pids } : {}) } }
-        : {}),
+      // RLIMIT_CORE=0 always (a core of the 245 MB CLI would land in the workspace), and RLIMIT_NOFILE low, not the
+      // server's; RLIMIT_NPROC only without a pids cgroup, since it counts every process of the uid. RLIMIT_AS/DATA
+      // would break the CLI, which reserves far more address space than it uses.
+      prlimit: {
+        binary: tools.prlimit,
+        nofile: sandboxOpenFileLimit,
+        ...(enforcement.pids === 'rlimit-nproc' ? { nproc: limits.pids } : {}),
+      },
     };
   }
 
@@ -301,6 +303,7 @@ export class LocalProvider implements SandboxProvider {
       const missing = [
         ...(bwrap ? [] : ['bwrap']),
         ...(nsenter ? [] : ['nsenter']),
+        ...(prlimit ? [] : ['prlimit']),
         ...(shell ? [] : ['sh']),
         ...((await isExecutable(sandboxTools.setpriv)) ? [] : [sandboxTools.setpriv]),
         ...((await isExecutable(sandboxTools.socat)) ? [] : [sandboxTools.socat]),
@@ -308,7 +311,7 @@ export class LocalProvider implements SandboxProvider {
       if (missing.length > 0) {
         throw new AppError('SANDBOX_UNAVAILABLE', `local sandbox tools missing: ${missing.join(', ')}`, { missing });
       }
-      return { shell: shell!, bwrap: bwrap!, nsenter: nsenter!, prlimit: prlimit ?? null };
+      return { shell: shell!, bwrap: bwrap!, nsenter: nsenter!, prlimit: prlimit! };
     })();
     this.tools = tools;
     // A failed lookup is retried next time, after the operator installed what was missing.

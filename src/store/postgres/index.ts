@@ -26,15 +26,31 @@ export function createPostgresStore(config: PostgresStoreConfig, logger: Logger 
   return new SqlStore({ kind: 'postgres', dialect, classifyError: classifyPostgresError, logger });
 }
 
-/** PostgreSQL reports SQLSTATE codes: 23505 unique_violation, 23503 foreign_key_violation. */
+/**
+ * PostgreSQL reports SQLSTATE codes: 23505 unique_violation, 23503 foreign_key_violation. The server is unavailable on
+ * a connection exception (class 08), a shutdown or restart (57P01-57P03), too many connections (53300), a database not
+ * accepting connections (55000 at connect), and when the connection fails below SQL (refused, reset, ended).
+ */
 export function classifyPostgresError(error: unknown): ConstraintViolation | null {
   const code = (error as { code?: unknown } | null)?.code;
+  const message = (error as { message?: unknown } | null)?.message;
   switch (code) {
     case '23505':
       return 'unique';
     case '23503':
       return 'foreign_key';
+    case '53300':
+    case '57P01':
+    case '57P02':
+    case '57P03':
+    case 'ECONNREFUSED':
+    case 'ECONNRESET':
+    case 'ETIMEDOUT':
+    case 'EPIPE':
+      return 'unavailable';
     default:
-      return null;
+      if (typeof code === 'string' && code.startsWith('08')) return 'unavailable';
+      if (code === '55000' && typeof message === 'string' && message.includes('not currently accepting connections')) return 'unavailable';
+      return typeof message === 'string' && /^Connection terminated|not queryable/.test(message) ? 'unavailable' : null;
   }
 }

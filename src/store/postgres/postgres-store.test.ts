@@ -29,6 +29,7 @@ const tables = [
   'user_credentials',
   'egress_log',
   'sandbox_sessions',
+  'platform_settings',
 ];
 
 /** One database for the file, emptied before each test: much faster than a database per test. */

@@ -43,6 +43,7 @@ export function classifySqliteError(error: unknown): ConstraintViolation | null 
     case 'SQLITE_CONSTRAINT_FOREIGNKEY':
       return 'foreign_key';
     default:
-      return null;
+      // Locked by another connection past the busy timeout, or the file cannot be opened or written right now.
+      return typeof code === 'string' && /^SQLITE_(BUSY|LOCKED|READONLY|CANTOPEN|IOERR)/.test(code) ? 'unavailable' : null;
   }
 }

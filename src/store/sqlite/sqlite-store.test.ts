@@ -54,6 +54,7 @@ describe('SqliteStore', () => {
         'egress_log',
         'events',
         'invites',
+        'platform_settings',
         'quota_overrides',
         'sandbox_sessions',
         'sessions',
@@ -102,6 +103,8 @@ describe('SqliteStore', () => {
       ['use_1', 'agt_1'],
       ['use_2', null],
     ]);
+    // Its existing account holds the first-admin place: a new registration cannot claim it.
+    expect(await store.createFirstAdmin({ id: 'usr_2', email: 'b@example.com', passwordHash: 'h' })).toBeNull();
     await store.close();
   });
 

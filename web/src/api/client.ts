@@ -1,4 +1,4 @@
-import type { Activity, Agent, AgentDefinition, ApiToken, Conversation, Status, User, WorkspaceEntry } from './types.ts';
+import type { Activity, Agent, AgentCeilingsState, AgentDefinition, AgentLimits, ApiToken, Conversation, ModelChoices, QuotaReport, Status, UsageReport, User, WorkspaceEntry } from './types.ts';
 
 /** An error answer of the API: `{ error: { code, message, requestId } }`. */
 export class ApiError extends Error {
@@ -55,6 +55,7 @@ export const api = {
   register: (email: string, password: string, inviteCode?: string) =>
     request<{ user: User }>('POST', '/api/auth/register', { email, password, ...(inviteCode ? { inviteCode } : {}) }),
   logout: () => request<void>('POST', '/api/auth/logout'),
+  changePassword: (currentPassword: string, newPassword: string) => request<void>('POST', '/api/auth/password', { currentPassword, newPassword }),
 
   conversations: () => request<{ conversations: Conversation[] }>('GET', '/api/conversations'),
   conversation: (id: string) => request<Conversation & { running: boolean }>('GET', conversationPath(id)),
@@ -65,16 +66,41 @@ export const api = {
   interrupt: (id: string) => request<{ interrupted: boolean }>('POST', `${conversationPath(id)}/interrupt`),
   eventsUrl: (id: string) => `${conversationPath(id)}/events`,
 
-  listFiles: (id: string, path: string) => request<{ path: string; entries: WorkspaceEntry[] }>('GET', `${conversationPath(id)}/files?${query({ path })}`),
+  /** A page of a workspace directory; pass `nextCursor` back as `cursor` for the next one (null: the last page). */
+  listFiles: (id: string, path: string, page: { cursor?: string | null; limit?: number } = {}) =>
+    request<{ path: string; entries: WorkspaceEntry[]; nextCursor: string | null }>(
+      'GET',
+      `${conversationPath(id)}/files?${query({ path, ...(page.cursor ? { cursor: page.cursor } : {}), ...(page.limit ? { limit: String(page.limit) } : {}) })}`,
+    ),
   fileUrl: (id: string, path: string, download = false) => `${conversationPath(id)}/files/content?${query(download ? { path, download: '1' } : { path })}`,
   archiveUrl: (id: string, path = '') => `${conversationPath(id)}/files/archive?${query({ path })}`,
-  readFile: async (id: string, path: string): Promise<ArrayBuffer> => {
+  /** A file's bytes and its ETag (what `saveFile` sends back, so that a change made meanwhile is not overwritten). */
+  readFile: async (id: string, path: string): Promise<{ bytes: ArrayBuffer; etag: string | null }> => {
     const response = await fetch(api.fileUrl(id, path), { credentials: 'same-origin' });
     if (!response.ok) {
       const body = (await response.json().catch(() => null)) as { error?: { code: string; message: string } } | null;
       throw new ApiError(response.status, body?.error?.code ?? 'HTTP_' + response.status, body?.error?.message ?? `the server answered ${response.status}`);
     }
-    return response.arrayBuffer();
+    return { bytes: await response.arrayBuffer(), etag: response.headers.get('etag') };
+  },
+  /** Writes a file only if it is still the version `etag` names (null: whatever it is); FILE_CHANGED (412) otherwise. */
+  saveFile: async (id: string, path: string, content: Blob, etag: string | null): Promise<{ etag: string | null }> => {
+    let response: Response;
+    try {
+      response = await fetch(`${conversationPath(id)}/files/content?${query({ path })}`, {
+        method: 'PUT',
+        credentials: 'same-origin',
+        headers: { 'content-type': 'application/octet-stream', accept: 'application/json', ...(etag ? { 'if-match': etag } : {}) },
+        body: content,
+      });
+    } catch {
+      throw new ApiError(0, 'NETWORK', 'the server cannot be reached; check your connection');
+    }
+    if (!response.ok) {
+      const body = (await response.json().catch(() => null)) as { error?: { code: string; message: string; requestId?: string } } | null;
+      throw new ApiError(response.status, body?.error?.code ?? 'HTTP_' + response.status, body?.error?.message ?? `the server answered ${response.status}`, body?.error?.requestId);
+    }
+    return { etag: response.headers.get('etag') };
   },
   upload: (id: string, path: string, file: Blob) => request<{ path: string; size: number }>('PUT', `${conversationPath(id)}/files/content?${query({ path })}`, file),
   terminalUrl: (id: string, params: Record<string, string>) => {
@@ -86,6 +112,14 @@ export const api = {
   createAgent: (definition: AgentDefinition) => request<Agent>('POST', '/api/agents', definition),
   updateAgent: (id: string, patch: Partial<AgentDefinition>) => request<Agent>('PATCH', `/api/agents/${encodeURIComponent(id)}`, patch),
   deleteAgent: (id: string) => request<void>('DELETE', `/api/agents/${encodeURIComponent(id)}`),
+  agentCeilings: () => request<{ ceilings: AgentLimits }>('GET', '/api/agent-limits'),
+  adminAgentCeilings: () => request<AgentCeilingsState>('GET', '/api/admin/agent-limits'),
+  setAgentCeilings: (ceilings: AgentLimits) => request<AgentCeilingsState>('PUT', '/api/admin/agent-limits', ceilings),
+  resetAgentCeilings: () => request<AgentCeilingsState>('DELETE', '/api/admin/agent-limits'),
+  models: () => request<ModelChoices>('GET', '/api/models'),
+
+  usage: (range: { from?: string; to?: string } = {}) => request<UsageReport>('GET', `/api/usage?${query(range as Record<string, string>)}`),
+  quota: () => request<QuotaReport>('GET', '/api/quota'),
 
   tokens: () => request<{ tokens: ApiToken[] }>('GET', '/api/tokens'),
   createToken: (name: string, expiresInDays?: number) =>

@@ -1,112 +1,65 @@
-/** The API's shapes, as described by GET /api/openapi.json (written by hand: the app never imports server code). */
+/**
+ * The API's shapes, under the names the app uses. Each comes from ./schema.d.ts, which `npm run api-types` generates
+ * from the server's OpenAPI spec (GET /api/openapi.json): the app never imports server code, nor restates a shape.
+ */
+import type { components, paths } from './schema.d.ts';
 
-export interface User {
-  id: string;
-  email: string;
-  role: 'admin' | 'user';
-  disabled: boolean;
-  createdAt: string;
+type Schemas = components['schemas'];
+type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
+
+/** The JSON body a route answers with (its 200 unless another status is named). */
+type Answer<Path extends keyof paths, M extends Method, Status extends number = 200> = paths[Path][M] extends {
+  responses: { [S in Status]: { content: { 'application/json': infer Body } } };
 }
+  ? Body
+  : never;
 
-export interface Status {
-  version: string;
-  registration: 'open' | 'invite' | 'closed';
-  modelCredential: { configured: boolean; kind: 'api-key' | 'oauth-token' | null } | null;
-  limits: { maxMessageBytes: number; maxUploadBytes: number };
-  sandbox: { backend: 'local' | 'docker'; runtimes: Array<'runc' | 'runsc'>; defaultRuntime: 'runc' | 'runsc' | null };
-}
+/** The JSON body a route takes. */
+type RequestBody<Path extends keyof paths, M extends Method> = paths[Path][M] extends { requestBody?: { content: { 'application/json': infer Body } } } ? Body : never;
 
-export interface Conversation {
-  id: string;
-  agentId: string;
-  title: string;
-  lastSeq: number;
-  createdAt: string;
-  updatedAt: string;
-  running?: boolean;
-}
+export type User = Schemas['User'];
 
-export interface AgentLimits {
-  memoryMb: number;
-  cpus: number;
-  turnTimeoutSeconds: number;
-}
+export type Status = Answer<'/api/status', 'get'>;
 
-export interface AgentDefinition {
-  name: string;
-  description: string;
-  instructions: string;
-  model: string;
-  allowedTools: string[];
-  disallowedTools: string[];
-  maxTurns: number | null;
-  limits: AgentLimits;
-  sandboxRuntime?: 'default' | 'runc' | 'runsc';
-  /** Fields this app does not edit are kept as they are. */
-  [field: string]: unknown;
-}
+/** A conversation; `running` where the answer tells it (the list, a conversation's detail). */
+export type Conversation = Schemas['Conversation'] & Partial<Pick<Answer<'/api/conversations', 'get'>['conversations'][number], 'running'>>;
 
-export interface Agent extends AgentDefinition {
-  id: string;
-  ownerId: string | null;
-  builtin: boolean;
-  createdAt: string;
-  updatedAt: string;
-}
+export type Agent = Schemas['Agent'];
 
-export interface ApiToken {
-  id: string;
-  name: string;
-  prefix: string;
-  createdAt: string;
-  lastUsedAt: string | null;
-  expiresAt: string | null;
-  revokedAt: string | null;
-}
+export type AgentLimits = Agent['limits'];
 
-export interface WorkspaceEntry {
-  name: string;
-  type: 'file' | 'directory' | 'symlink' | 'other';
-  size: number;
-  modifiedAt: string;
-}
+/** The administrators' ceilings of agents' limits, as an administrator sees them (GET /api/admin/agent-limits). */
+export type AgentCeilingsState = Answer<'/api/admin/agent-limits', 'get'>;
 
-export interface Activity {
-  conversationId: string;
-  busy: boolean;
-  live: boolean;
-  paused: boolean;
-  title?: string | null;
-  agentId?: string | null;
-  userId?: string | null;
-  userEmail?: string | null;
-}
+type AgentBody = RequestBody<'/api/agents', 'post'>;
 
-export interface TokenUsage {
-  inputTokens: number;
-  outputTokens: number;
-  cacheCreationInputTokens: number;
-  cacheReadInputTokens: number;
-}
+/** What POST /api/agents takes, with the fields this app edits always present; the others ride along as they are. */
+export type AgentDefinition = AgentBody & Required<Pick<AgentBody, 'description' | 'instructions' | 'allowedTools' | 'disallowedTools' | 'maxTurns'>>;
 
-export type TurnStatus = 'queued' | 'running' | 'completed' | 'failed' | 'interrupted' | 'timed_out';
+export type ApiToken = Schemas['ApiToken'];
+
+export type WorkspaceEntry = Answer<'/api/conversations/{id}/files', 'get'>['entries'][number];
+
+export type Activity = Answer<'/api/admin/activity', 'get'>['conversations'][number];
+
+/** GET /api/models: the models an agent may be given, the default first. */
+export type ModelChoices = Answer<'/api/models', 'get'>;
+
+export type ModelPrice = NonNullable<ModelChoices['models'][number]['price']>;
+
+/** GET /api/usage: totals, and rows by day and agent. */
+export type UsageReport = Answer<'/api/usage', 'get'>;
+
+export type UsageTotals = UsageReport['totals'];
+
+/** GET /api/quota: each limit (null: unlimited), what is used of it and when it resets. */
+export type QuotaReport = Answer<'/api/quota', 'get'>;
+
+export type QuotaName = QuotaReport['quotas'][number]['quota'];
+
+export type TokenUsage = Schemas['TokenUsage'];
+
+export type TurnStatus = Schemas['TurnStatus'];
 
 /** A conversation event as streamed: `seq` numbers a conversation's events from 1 without gaps. */
-export type ConversationEvent = { seq: number; createdAt: string } & (
-  | { type: 'turn.queued'; turnId: string; text: string }
-  | { type: 'turn.started'; turnId: string; text: string }
-  | { type: 'message.delta'; turnId: string; messageId: string; text: string }
-  | { type: 'message.completed'; turnId: string; messageId: string; text: string }
-  | { type: 'tool.started'; turnId: string; toolUseId: string; name: string; input: unknown }
-  | { type: 'tool.ended'; turnId: string; toolUseId: string; output: string; isError: boolean }
-  | {
-      type: 'turn.ended';
-      turnId: string;
-      status: Exclude<TurnStatus, 'queued' | 'running'>;
-      usage: TokenUsage | null;
-      costUsd: number | null;
-      durationMs: number;
-      error?: { code: string; message: string };
-    }
-  | { type: 'error'; turnId: string | null; code: string; message: string }
-);
+export type ConversationEvent = Schemas['ConversationEvent'];

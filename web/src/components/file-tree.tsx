@@ -12,40 +12,91 @@ interface Upload {
   error?: string;
 }
 
+/** What the tree holds of one directory: the pages loaded so far, and where the next one starts (null: none). */
+interface Listing {
+  entries: WorkspaceEntry[];
+  nextCursor: string | null;
+}
+
 const join = (directory: string, name: string): string => (directory ? `${directory}/${name}` : name);
+const parentOf = (directory: string): string => directory.split('/').slice(0, -1).join('/');
+
+/** Whether a directory's contents show: it and every directory above it are expanded (the root always shows). */
+function contentsShown(directory: string, expanded: Set<string>): boolean {
+  const names = directory ? directory.split('/') : [];
+  return names.every((_, index) => expanded.has(names.slice(0, index + 1).join('/')));
+}
+
+/** Where uploads go: the chosen directory while its contents show, else the nearest shown one above it. */
+function visibleTarget(chosen: string, expanded: Set<string>): string {
+  let target = chosen;
+  while (target !== '' && !contentsShown(target, expanded)) target = parentOf(target);
+  return target;
+}
 
 /**
- * The workspace's files: a lazily loaded tree (reloaded when `version` changes, i.e. after the agent wrote),
- * a viewer, downloads of a file or a zip, and uploads by drag and drop into the selected directory.
+ * The workspace's files: a lazily loaded tree, a page of entries at a time ("Show more"; reloaded when `version`
+ * changes, i.e. after the agent wrote), a viewer, downloads of a file or a zip, and uploads by drag and drop into
+ * the folder last opened, as long as its contents show (else the nearest shown folder above it).
  */
 export function FileTree({ conversationId, version }: { conversationId: string; version: number }) {
-  const [listings, setListings] = useState<Map<string, WorkspaceEntry[]>>(new Map());
+  const [listings, setListings] = useState<Map<string, Listing>>(new Map());
   const [expanded, setExpanded] = useState<Set<string>>(new Set());
   const [errors, setErrors] = useState<Map<string, string>>(new Map());
-  const [target, setTarget] = useState('');
+  const [chosen, setChosen] = useState('');
   const [open, setOpen] = useState<string | null>(null);
   const [dragging, setDragging] = useState(false);
   const [uploads, setUploads] = useState<Upload[]>([]);
   const expandedRef = useRef(expanded);
   expandedRef.current = expanded;
+  const listingsRef = useRef(listings);
+  listingsRef.current = listings;
   const input = useRef<HTMLInputElement>(null);
+  const target = visibleTarget(chosen, expanded);
 
+  const setError = useCallback((directory: string, message: string | null) => {
+    setErrors((current) => {
+      const next = new Map(current);
+      if (message === null) next.delete(directory);
+      else next.set(directory, message);
+      return next;
+    });
+  }, []);
+
+  /** Loads a directory's first page, and as many more as were shown before, so that a refresh keeps the view. */
   const load = useCallback(
     async (directory: string) => {
+      const shown = listingsRef.current.get(directory)?.entries.length ?? 0;
       try {
-        const { entries } = await api.listFiles(conversationId, directory);
-        setListings((current) => new Map(current).set(directory, entries));
-        setErrors((current) => {
-          const next = new Map(current);
-          next.delete(directory);
-          return next;
-        });
+        let page = await api.listFiles(conversationId, directory);
+        const entries = [...page.entries];
+        while (page.nextCursor !== null && entries.length < shown) {
+          page = await api.listFiles(conversationId, directory, { cursor: page.nextCursor });
+          entries.push(...page.entries);
+        }
+        setListings((current) => new Map(current).set(directory, { entries, nextCursor: page.nextCursor }));
+        setError(directory, null);
       } catch (error) {
-        setErrors((current) => new Map(current).set(directory, error instanceof ApiError ? error.message : 'could not list'));
+        setError(directory, error instanceof ApiError ? error.message : 'could not list');
       }
     },
-    [conversationId],
+    [conversationId, setError],
   );
+
+  const loadMore = async (directory: string): Promise<void> => {
+    const cursor = listingsRef.current.get(directory)?.nextCursor;
+    if (!cursor) return;
+    try {
+      const page = await api.listFiles(conversationId, directory, { cursor });
+      setListings((current) => {
+        const before = current.get(directory);
+        if (before?.nextCursor !== cursor) return current; // reloaded meanwhile
+        return new Map(current).set(directory, { entries: [...before.entries, ...page.entries], nextCursor: page.nextCursor });
+      });
+    } catch (error) {
+      setError(directory, error instanceof ApiError ? error.message : 'could not list');
+    }
+  };
 
   const reload = useCallback(() => {
     void load('');
@@ -55,7 +106,7 @@ export function FileTree({ conversationId, version }: { conversationId: string; 
   useEffect(reload, [reload, version]);
 
   const toggle = (directory: string): void => {
-    setTarget(directory);
+    setChosen(directory);
     setExpanded((current) => {
       const next = new Set(current);
       if (next.has(directory)) next.delete(directory);
@@ -90,6 +141,7 @@ export function FileTree({ conversationId, version }: { conversationId: string; 
   };
 
   const root = listings.get('');
+  const targetLabel = `/workspace${target ? `/${target}` : ''}`;
   return (
     <div
       className={`file-panel${dragging ? ' dragging' : ''}`}
@@ -105,14 +157,17 @@ export function FileTree({ conversationId, version }: { conversationId: string; 
       onDrop={(event) => void drop(event)}
     >
       <div className="file-toolbar">
-        <span className="muted small" title="Uploads go here">
-          /workspace{target ? `/${target}` : ''}
+        <span className="small upload-target" title="Dropped and uploaded files go here: the folder you opened last, while its contents show">
+          <span className="muted">Upload to </span>
+          <span className="upload-target-path" data-testid="upload-target">
+            {targetLabel}
+          </span>
         </span>
         <span className="spacer" />
         <button type="button" className="icon-button" aria-label="Refresh the file tree" title="Refresh" onClick={reload}>
           <Icon name="refresh" size={16} />
         </button>
-        <button type="button" className="icon-button" aria-label="Upload files" title="Upload files" onClick={() => input.current?.click()}>
+        <button type="button" className="icon-button" aria-label="Upload files" title={`Upload files to ${targetLabel}`} onClick={() => input.current?.click()}>
           <Icon name="upload" size={16} />
         </button>
         <a className="icon-button" href={api.archiveUrl(conversationId)} download aria-label="Download the workspace as a zip" title="Download the workspace (zip)">
@@ -133,11 +188,11 @@ export function FileTree({ conversationId, version }: { conversationId: string; 
       <div className="file-tree" role="tree" aria-label="Workspace files">
         {errors.get('') ? <p className="error-text small">{errors.get('')}</p> : null}
         {!root && !errors.get('') ? <Spinner label="Loading files" /> : null}
-        {root && root.length === 0 ? <p className="muted small empty-files">No files yet. Drop files here to upload them, or ask the agent to write some.</p> : null}
+        {root && root.entries.length === 0 ? <p className="muted small empty-files">No files yet. Drop files here to upload them, or ask the agent to write some.</p> : null}
         {root ? (
           <Entries
             directory=""
-            entries={root}
+            listing={root}
             depth={0}
             listings={listings}
             expanded={expanded}
@@ -147,6 +202,7 @@ export function FileTree({ conversationId, version }: { conversationId: string; 
             conversationId={conversationId}
             onToggle={toggle}
             onOpen={(file) => setOpen(file)}
+            onMore={(directory) => void loadMore(directory)}
           />
         ) : null}
       </div>
@@ -165,7 +221,7 @@ export function FileTree({ conversationId, version }: { conversationId: string; 
           </li>
         </ul>
       ) : null}
-      {dragging ? <div className="drop-overlay">Drop to upload into /workspace{target ? `/${target}` : ''}</div> : null}
+      {dragging ? <div className="drop-overlay">Drop to upload into {targetLabel}</div> : null}
       {open ? <FileViewer conversationId={conversationId} path={open} version={version} onClose={() => setOpen(null)} /> : null}
     </div>
   );
@@ -173,9 +229,9 @@ export function FileTree({ conversationId, version }: { conversationId: string; 
 
 function Entries(props: {
   directory: string;
-  entries: WorkspaceEntry[];
+  listing: Listing;
   depth: number;
-  listings: Map<string, WorkspaceEntry[]>;
+  listings: Map<string, Listing>;
   expanded: Set<string>;
   errors: Map<string, string>;
   target: string;
@@ -183,11 +239,12 @@ function Entries(props: {
   conversationId: string;
   onToggle(directory: string): void;
   onOpen(file: string): void;
+  onMore(directory: string): void;
 }) {
-  const { directory, entries, depth, listings, expanded, errors, target, open, conversationId, onToggle, onOpen } = props;
+  const { directory, listing, depth, listings, expanded, errors, target, open, conversationId, onToggle, onOpen, onMore } = props;
   return (
     <ul role="group">
-      {entries.map((entry) => {
+      {listing.entries.map((entry) => {
         const entryPath = join(directory, entry.name);
         const isDirectory = entry.type === 'directory';
         const isOpen = expanded.has(entryPath);
@@ -200,6 +257,7 @@ function Entries(props: {
                 <Icon name={isDirectory ? 'folder' : entry.type === 'symlink' ? 'link' : 'file'} size={15} />
                 <span className="name">{entry.name}</span>
               </button>
+              {target === entryPath && isDirectory ? <span className="target-badge small">upload target</span> : null}
               {entry.type === 'file' ? <span className="file-size">{formatBytes(entry.size)}</span> : null}
               {entry.type === 'file' ? (
                 <a className="icon-button tiny" href={api.fileUrl(conversationId, entryPath, true)} download aria-label={`Download ${entry.name}`} title="Download">
@@ -217,8 +275,8 @@ function Entries(props: {
                   {errors.get(entryPath)}
                 </p>
               ) : children ? (
-                children.length ? (
-                  <Entries {...props} directory={entryPath} entries={children} depth={depth + 1} />
+                children.entries.length ? (
+                  <Entries {...props} directory={entryPath} listing={children} depth={depth + 1} />
                 ) : (
                   <p className="muted small" style={{ paddingLeft: `${2 + depth * 0.9}rem` }}>
                     empty
@@ -231,6 +289,14 @@ function Entries(props: {
           </li>
         );
       })}
+      {listing.nextCursor !== null ? (
+        <li className="show-more" style={{ paddingLeft: `${1.6 + depth * 0.9}rem` }}>
+          <button type="button" className="button small ghost" onClick={() => onMore(directory)} aria-label={`Show more of /workspace${directory ? `/${directory}` : ''}`}>
+            Show more
+          </button>
+          <span className="muted small">{listing.entries.length} shown</span>
+        </li>
+      ) : null}
     </ul>
   );
 }

@@ -21,6 +21,7 @@ export function Layout({ sidebar, activeConversation, children }: { sidebar: boo
   const nav = [
     { to: '/', label: 'Chats', active: path === '/' || path.startsWith('/c/') },
     { to: '/agents', label: 'Agents', active: path === '/agents' },
+    { to: '/usage', label: 'Usage', active: path === '/usage' },
     { to: '/account', label: 'Account', active: path === '/account' },
     ...(user.role === 'admin' ? [{ to: '/admin', label: 'Admin', active: path === '/admin' }] : []),
   ];

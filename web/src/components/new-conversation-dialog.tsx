@@ -4,7 +4,8 @@ import { navigate } from '../router.tsx';
 import { useSession } from '../session.tsx';
 import { Dialog } from './dialog.tsx';
 
-const lastAgentKey = 'agentyard:last-agent';
+/** The agent of the last conversation started: the next one starts with it preselected. */
+export const lastAgentKey = 'agentyard:last-agent';
 
 export function NewConversationDialog({ open, onClose }: { open: boolean; onClose(): void }) {
   const { agents, refreshConversations } = useSession();

@@ -4,9 +4,8 @@ import '@xterm/xterm/css/xterm.css';
 import { useEffect, useRef, useState } from 'react';
 import { api } from '../api/client.ts';
 import { TerminalConnection, type TerminalState } from '../lib/terminal-connection.ts';
-
-const darkTheme = { background: '#0d1117', foreground: '#e6edf3', cursor: '#e6edf3', selectionBackground: '#264f78' };
-const lightTheme = { background: '#ffffff', foreground: '#1f2328', cursor: '#1f2328', selectionBackground: '#b6d7ff' };
+import { terminalThemes } from '../lib/terminal-theme.ts';
+import { currentTheme, onThemeChange } from '../lib/theme.ts';
 
 /** An interactive shell in the conversation's sandbox (xterm.js over the terminal WebSocket). */
 export default function TerminalPanel({ conversationId, visible }: { conversationId: string; visible: boolean }) {
@@ -17,18 +16,21 @@ export default function TerminalPanel({ conversationId, visible }: { conversatio
 
   useEffect(() => {
     const element = host.current!;
-    const dark = document.documentElement.dataset.theme === 'dark';
     const terminal = new Terminal({
       cursorBlink: true,
       fontFamily: 'ui-monospace, SFMono-Regular, Menlo, Consolas, "DejaVu Sans Mono", monospace',
       fontSize: 13,
       scrollback: 5000,
-      theme: dark ? darkTheme : lightTheme,
+      theme: terminalThemes[currentTheme()],
       allowProposedApi: false,
     });
     const fit = new FitAddon();
     terminal.loadAddon(fit);
     terminal.open(element);
+    // The terminal follows the app's light or dark theme, live.
+    const stopFollowingTheme = onThemeChange((theme) => {
+      terminal.options.theme = terminalThemes[theme];
+    });
 
     const connection = new TerminalConnection({
       url: (params) => api.terminalUrl(conversationId, params),
@@ -77,6 +79,7 @@ export default function TerminalPanel({ conversationId, visible }: { conversatio
     window.addEventListener('online', online);
 
     return () => {
+      stopFollowingTheme();
       window.removeEventListener('online', online);
       observer.disconnect();
       input.dispose();

@@ -1,4 +1,4 @@
-import { memo } from 'react';
+import { memo, useRef, useState } from 'react';
 import type { TurnView } from '../lib/conversation-state.ts';
 import { formatCost, formatDuration, formatNumber } from '../lib/format.ts';
 import { Icon } from './icons.tsx';
@@ -28,24 +28,20 @@ export const TurnBlock = memo(function TurnBlock({ turn, onRetry }: { turn: Turn
         </div>
       ) : null}
       {turn.errors.map((error, index) => (
-        <div key={index} className="turn-error" role="alert">
+        <div key={index} className="turn-error">
           <span>
             <strong>{error.code}</strong>: {error.message}
           </span>
           {/* A limit notice in a turn that went on (out of memory, a full workspace) has nothing to retry. */}
           {index === turn.errors.length - 1 && ended ? (
-            <button type="button" className="button small" onClick={() => onRetry(turn.input)}>
-              <Icon name="retry" size={14} /> Retry
-            </button>
+            <RetryButton onRetry={() => onRetry(turn.input)} />
           ) : null}
         </div>
       ))}
       {ended && turn.errors.length === 0 ? (
         <div className="turn-error subtle">
           <span>{ended}.</span>
-          <button type="button" className="button small" onClick={() => onRetry(turn.input)}>
-            <Icon name="retry" size={14} /> Retry
-          </button>
+          <RetryButton onRetry={() => onRetry(turn.input)} />
         </div>
       ) : null}
       {turn.usage || turn.costUsd !== null ? (
@@ -64,3 +60,25 @@ export const TurnBlock = memo(function TurnBlock({ turn, onRetry }: { turn: Turn
     </section>
   );
 });
+
+/** Sends the turn's message again, once: a second click (or a double click) does not send it twice. */
+function RetryButton({ onRetry }: { onRetry(): void }) {
+  const [retried, setRetried] = useState(false);
+  // Read at the click itself, so that two clicks before a re-render still send once.
+  const sent = useRef(false);
+  return (
+    <button
+      type="button"
+      className="button small"
+      disabled={retried}
+      onClick={() => {
+        if (sent.current) return;
+        sent.current = true;
+        setRetried(true);
+        onRetry();
+      }}
+    >
+      <Icon name="retry" size={14} /> {retried ? 'Sent again' : 'Retry'}
+    </button>
+  );
+}

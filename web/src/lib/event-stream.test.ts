@@ -200,6 +200,75 @@ describe('EventStreamClient', () => {
     expect(states.at(-1)).toBe('stopped');
   });
 
+  it('resumes after the server cuts the stream in the middle of an event', async () => {
+    server = await startServer([
+      (response) => {
+        head(response);
+        // As when the server ends a stream whose client stopped reading: the last event arrives only in part.
+        response.write(frame(1) + frame(2) + frame(3).slice(0, 12));
+        setTimeout(() => response.destroy(), 50);
+      },
+      (response, { after }) => {
+        head(response);
+        for (let seq = after + 1; seq <= 4; seq += 1) response.write(frame(seq));
+      },
+    ]);
+    const run = collect(server.url);
+    client = run.client;
+    client.start();
+    await run.until(4);
+    expect(run.seqs).toEqual([1, 2, 3, 4]);
+    expect(server.requests[1]).toEqual({ after: '2', lastEventId: '2' });
+  });
+
+  it('waits before reconnecting when the server ends the stream with an error, and says why', async () => {
+    const failing: Connection = (response) => {
+      head(response);
+      response.end('event: error\ndata: {"code":"INTERNAL","message":"the event stream failed; reconnect to resume"}\n\n');
+    };
+    server = await startServer(Array.from({ length: 50 }, () => failing));
+    const errors: string[] = [];
+    const run = collect(server.url, {
+      retryMs: { initial: 150, max: 150 },
+      onState: (_state, detail) => {
+        if (detail.error) errors.push(detail.error);
+      },
+    });
+    client = run.client;
+    client.start();
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    // At once would be dozens of connections by now.
+    expect(server.requests.length).toBeLessThanOrEqual(5);
+    const deadline = Date.now() + 5_000;
+    while (server.requests.length < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(server.requests.length).toBeGreaterThanOrEqual(2);
+    expect(errors[0]).toBe('the event stream failed; reconnect to resume');
+  });
+
+  it('retries when the server refuses a stream for now (429), showing its message', async () => {
+    server = await startServer([
+      (response) => {
+        response.writeHead(429, { 'content-type': 'application/json' });
+        response.end(JSON.stringify({ error: { code: 'TOO_MANY_STREAMS', message: 'this conversation has 16 event streams open' } }));
+      },
+      (response, { after }) => {
+        head(response);
+        response.write(frame(after + 1));
+      },
+    ]);
+    const errors: string[] = [];
+    const run = collect(server.url, {
+      onState: (_state, detail) => {
+        if (detail.error) errors.push(detail.error);
+      },
+    });
+    client = run.client;
+    client.start();
+    await run.until(1);
+    expect(run.seqs).toEqual([1]);
+    expect(errors).toEqual(['this conversation has 16 event streams open']);
+  });
+
   it('reconnects when even the heartbeat stops arriving', async () => {
     server = await startServer([
       (response) => {

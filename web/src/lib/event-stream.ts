@@ -122,7 +122,11 @@ export class EventStreamClient {
       this.options.onFatal?.({ status: response.status, code: body?.error?.code ?? `HTTP_${response.status}`, message: body?.error?.message ?? 'refused' });
       return;
     }
-    if (!response.ok || !response.body) throw new Error(`the event stream answered ${response.status}`);
+    if (!response.ok || !response.body) {
+      // E.g. 429 TOO_MANY_STREAMS: the server's message says which bound was reached; retried after a delay.
+      const body = (await response.json().catch(() => null)) as { error?: { message?: string } } | null;
+      throw new Error(body?.error?.message ?? `the event stream answered ${response.status}`);
+    }
 
     this.options.onState?.('live', {});
     this.attempt = 0;
@@ -136,11 +140,12 @@ export class EventStreamClient {
         this.touch(controller);
         const batch: SequencedEvent[] = [];
         for (const message of parser.push(value)) {
-          if (this.handle(message, batch, controller) === 'restart') {
-            if (batch.length) this.options.onEvents(batch);
-            controller.abort();
-            return;
-          }
+          const outcome = this.handle(message, batch, controller);
+          if (outcome === 'ok') continue;
+          if (batch.length) this.options.onEvents(batch);
+          // The server ended the stream with an error: reconnect after a delay, so a failing server is not hammered.
+          void reader.cancel().catch(() => undefined);
+          throw new Error(outcome.error);
         }
         if (batch.length) this.options.onEvents(batch);
       }
@@ -154,7 +159,7 @@ export class EventStreamClient {
     throw new Error('the event stream ended');
   }
 
-  private handle(message: SseMessage, batch: SequencedEvent[], controller: AbortController): 'ok' | 'restart' {
+  private handle(message: SseMessage, batch: SequencedEvent[], controller: AbortController): 'ok' | { error: string } {
     let event: SequencedEvent;
     try {
       event = JSON.parse(message.data) as SequencedEvent;
@@ -162,7 +167,9 @@ export class EventStreamClient {
       return 'ok';
     }
     // An error of the stream itself (not a conversation event): it carries no id, and the stream ends after it.
-    if (message.id === null && typeof event.seq !== 'number') return 'restart';
+    if (message.id === null && typeof event.seq !== 'number') {
+      return { error: typeof event.message === 'string' ? event.message : 'the event stream failed' };
+    }
     const seq = typeof event.seq === 'number' ? event.seq : Number(message.id);
     if (!Number.isSafeInteger(seq) || seq <= this.delivered || this.pending.has(seq)) return 'ok';
     event.seq = seq;

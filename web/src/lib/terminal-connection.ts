@@ -65,6 +65,11 @@ export class TerminalConnection {
         this.exited(event.code === 4001 ? 'this terminal was opened in another tab' : 'the shell exited');
         return;
       }
+      // The credential that opened it was revoked (sign-out, password change, token revoked, user disabled).
+      if (event.code === 4401) {
+        this.options.onState('failed', 'your sign-in ended: sign in again to open a terminal');
+        return;
+      }
       if (!attached && this.attempt >= 3) {
         this.options.onState('failed', 'the terminal could not be opened');
         return;

@@ -19,3 +19,15 @@ export function applyTheme(choice: ThemeChoice): void {
 media.addEventListener('change', () => {
   if (storedTheme() === 'system') applyTheme('system');
 });
+
+/** The theme in force now: what `data-theme` on <html> says. */
+export function currentTheme(): 'light' | 'dark' {
+  return document.documentElement.dataset.theme === 'dark' ? 'dark' : 'light';
+}
+
+/** Calls back whenever the theme in force changes (a choice in the top bar, or the OS while following it). */
+export function onThemeChange(listener: (theme: 'light' | 'dark') => void): () => void {
+  const observer = new MutationObserver(() => listener(currentTheme()));
+  observer.observe(document.documentElement, { attributes: true, attributeFilter: ['data-theme'] });
+  return () => observer.disconnect();
+}

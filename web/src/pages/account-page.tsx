@@ -59,6 +59,8 @@ export default function AccountPage() {
         <dd>{new Date(user.createdAt).toLocaleDateString()}</dd>
       </dl>
 
+      <ChangePassword />
+
       <OwnCredential />
 
       <h2>API tokens</h2>
@@ -157,6 +159,64 @@ export default function AccountPage() {
         onCancel={() => setRevoking(null)}
       />
     </div>
+  );
+}
+
+/** Changes the password; the server signs out every other browser and keeps this one signed in. */
+function ChangePassword() {
+  const [current, setCurrent] = useState('');
+  const [next, setNext] = useState('');
+  const [repeated, setRepeated] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [outcome, setOutcome] = useState<{ ok: boolean; message: string } | null>(null);
+
+  const submit = async (event: FormEvent): Promise<void> => {
+    event.preventDefault();
+    setOutcome(null);
+    if (next !== repeated) {
+      setOutcome({ ok: false, message: 'the new passwords do not match' });
+      return;
+    }
+    setBusy(true);
+    try {
+      await api.changePassword(current, next);
+      setCurrent('');
+      setNext('');
+      setRepeated('');
+      setOutcome({ ok: true, message: 'Password changed. Every other browser signed in to your account was signed out; API tokens still work.' });
+    } catch (caught) {
+      setOutcome({ ok: false, message: caught instanceof ApiError ? caught.message : 'could not change the password' });
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <>
+      <h2>Password</h2>
+      <form className="form inline-form" aria-label="Change password" onSubmit={(event) => void submit(event)}>
+        <label>
+          Current password
+          <input type="password" autoComplete="current-password" required value={current} onChange={(event) => setCurrent(event.target.value)} />
+        </label>
+        <label>
+          New password
+          <input type="password" autoComplete="new-password" required minLength={8} maxLength={200} value={next} onChange={(event) => setNext(event.target.value)} />
+        </label>
+        <label>
+          Repeat new password
+          <input type="password" autoComplete="new-password" required minLength={8} maxLength={200} value={repeated} onChange={(event) => setRepeated(event.target.value)} />
+        </label>
+        <button type="submit" className="button primary" disabled={busy}>
+          Change password
+        </button>
+      </form>
+      {outcome ? (
+        <p className={outcome.ok ? 'small' : 'error-text'} role={outcome.ok ? 'status' : 'alert'}>
+          {outcome.message}
+        </p>
+      ) : null}
+    </>
   );
 }
 

@@ -1,6 +1,6 @@
-import { useCallback, useEffect, useState } from 'react';
+import { useCallback, useEffect, useState, type FormEvent } from 'react';
 import { api, ApiError } from '../api/client.ts';
-import type { Activity, User } from '../api/types.ts';
+import type { Activity, AgentCeilingsState, AgentLimits, User } from '../api/types.ts';
 import { ConfirmDialog } from '../components/dialog.tsx';
 import { Spinner } from '../components/spinner.tsx';
 import { timeAgo } from '../lib/format.ts';
@@ -121,6 +121,7 @@ export default function AdminPage() {
           </table>
         </div>
       ) : null}
+      <AgentCeilingsSection />
       <ConfirmDialog
         open={disabling !== null}
         title="Disable this user?"
@@ -134,5 +135,82 @@ export default function AdminPage() {
         onCancel={() => setDisabling(null)}
       />
     </div>
+  );
+}
+
+/** The ceilings of agents' memory, CPUs and turn time: agents over them are refused, older ones run clamped. */
+function AgentCeilingsSection() {
+  const [state, setState] = useState<AgentCeilingsState | null>(null);
+  const [form, setForm] = useState<AgentLimits | null>(null);
+  const [message, setMessage] = useState<{ text: string; error: boolean } | null>(null);
+  const [busy, setBusy] = useState(false);
+
+  const show = (next: AgentCeilingsState): void => {
+    setState(next);
+    setForm(next.ceilings);
+  };
+  useEffect(() => {
+    void api.adminAgentCeilings().then(show, () => setMessage({ text: 'could not load the agent limits', error: true }));
+  }, []);
+
+  const run = async (action: () => Promise<AgentCeilingsState>, done: string): Promise<void> => {
+    setBusy(true);
+    setMessage(null);
+    try {
+      show(await action());
+      setMessage({ text: done, error: false });
+    } catch (caught) {
+      setMessage({ text: caught instanceof ApiError ? caught.message : 'could not save the agent limits', error: true });
+    }
+    setBusy(false);
+  };
+  const submit = (event: FormEvent): void => {
+    event.preventDefault();
+    if (form) void run(() => api.setAgentCeilings(form), 'Saved: new and changed agents must fit; older agents run clamped.');
+  };
+  const setField = (key: keyof AgentLimits, value: number): void => setForm((current) => current && { ...current, [key]: value });
+
+  return (
+    <section aria-labelledby="agent-limits-heading">
+      <h2 id="agent-limits-heading">Agent limits</h2>
+      <p className="muted">
+        The most any agent may be given. Agents over them cannot be saved; agents saved before a ceiling was lowered run at the ceiling.
+        {state ? (state.source === 'administrator' ? ' Set by an administrator.' : ' From the server configuration (AGENTYARD_AGENT_MAX_*).') : null}
+      </p>
+      {form === null ? <Spinner label="Loading agent limits" /> : null}
+      {form && state ? (
+        <form className="form" onSubmit={submit}>
+          <div className="form-row">
+            <label>
+              Memory (MiB)
+              <input type="number" min={128} max={65536} required value={form.memoryMb} onChange={(event) => setField('memoryMb', Number(event.target.value))} />
+            </label>
+            <label>
+              CPUs
+              <input type="number" min={0.1} max={64} step={0.1} required value={form.cpus} onChange={(event) => setField('cpus', Number(event.target.value))} />
+            </label>
+            <label>
+              Turn time (s)
+              <input type="number" min={5} max={86400} required value={form.turnTimeoutSeconds} onChange={(event) => setField('turnTimeoutSeconds', Number(event.target.value))} />
+            </label>
+          </div>
+          {message ? (
+            <p className={message.error ? 'error-text' : 'muted'} role={message.error ? 'alert' : 'status'}>
+              {message.text}
+            </p>
+          ) : null}
+          <div className="card-actions">
+            <button type="submit" className="button primary" disabled={busy}>
+              Save limits
+            </button>
+            {state.source === 'administrator' ? (
+              <button type="button" className="button" disabled={busy} onClick={() => void run(api.resetAgentCeilings, 'Back to the configured limits.')}>
+                Use the configured limits ({state.defaults.memoryMb} MiB · {state.defaults.cpus} CPUs · {state.defaults.turnTimeoutSeconds} s)
+              </button>
+            ) : null}
+          </div>
+        </form>
+      ) : null}
+    </section>
   );
 }

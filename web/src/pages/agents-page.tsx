@@ -1,9 +1,12 @@
-import { useState, type FormEvent } from 'react';
+import { useEffect, useState, type FormEvent } from 'react';
 import { api, ApiError } from '../api/client.ts';
-import type { Agent, AgentDefinition } from '../api/types.ts';
+import type { Agent, AgentDefinition, AgentLimits } from '../api/types.ts';
 import { ConfirmDialog, Dialog } from '../components/dialog.tsx';
 import { Icon } from '../components/icons.tsx';
+import { ModelSelect } from '../components/model-select.tsx';
 import { Spinner } from '../components/spinner.tsx';
+import { StartConversationButton } from '../components/start-conversation-button.tsx';
+import { ceilingProblem, withinCeilings } from '../lib/agent-ceilings.ts';
 import { useSession } from '../session.tsx';
 
 const metadata = new Set(['id', 'ownerId', 'builtin', 'createdAt', 'updatedAt']);
@@ -31,6 +34,12 @@ export default function AgentsPage() {
   const [editing, setEditing] = useState<Editing | null>(null);
   const [deleting, setDeleting] = useState<Agent | null>(null);
   const [error, setError] = useState<string | null>(null);
+  /** The installation's ceilings of agents' limits, read again whenever the editor opens (administrators change them). */
+  const [ceilings, setCeilings] = useState<AgentLimits | null>(null);
+  const editorOpen = editing !== null;
+  useEffect(() => {
+    void api.agentCeilings().then((answer) => setCeilings(answer.ceilings), () => undefined);
+  }, [editorOpen]);
 
   const duplicate = (agent: Agent): void => setEditing({ mode: 'create', definition: { ...definitionOf(agent), name: `${agent.name} (copy)`.slice(0, 100) } });
 
@@ -49,7 +58,7 @@ export default function AgentsPage() {
     <div className="page narrow-page">
       <div className="page-header">
         <h1>Agents</h1>
-        <button type="button" className="button primary" onClick={() => setEditing({ mode: 'create', definition: blank })}>
+        <button type="button" className="button primary" onClick={() => setEditing({ mode: 'create', definition: { ...blank, limits: withinCeilings(blank.limits, ceilings) } })}>
           <Icon name="plus" /> New agent
         </button>
       </div>
@@ -78,6 +87,7 @@ export default function AgentsPage() {
               <dt>Limits</dt>
               <dd>
                 {agent.limits.memoryMb} MiB · {agent.limits.cpus} CPU · {agent.limits.turnTimeoutSeconds} s per turn{agent.maxTurns ? ` · ${agent.maxTurns} steps` : ''}
+                <ClampedNote limits={agent.limits} ceilings={ceilings} />
               </dd>
               {status?.sandbox.runtimes.length ? (
                 <>
@@ -87,6 +97,7 @@ export default function AgentsPage() {
               ) : null}
             </dl>
             <div className="card-actions">
+              <StartConversationButton agentId={agent.id} agentName={agent.name} />
               {!agent.builtin ? (
                 <button type="button" className="button small" onClick={() => setEditing({ mode: 'edit', agent, definition: definitionOf(agent) })}>
                   <Icon name="edit" size={14} /> Edit
@@ -107,6 +118,7 @@ export default function AgentsPage() {
       {editing ? (
         <AgentEditor
           editing={editing}
+          ceilings={ceilings}
           runtimes={status?.sandbox.runtimes ?? []}
           defaultRuntime={status?.sandbox.defaultRuntime ?? null}
           onClose={() => setEditing(null)}
@@ -142,14 +154,28 @@ function runtimeLabel(runtime: 'default' | 'runc' | 'runsc', installationDefault
   return installationDefault ? `installation default: ${runtimeNames[installationDefault]}` : 'installation default';
 }
 
+/** Says what an agent over a ceiling lowered since it was saved runs at. */
+function ClampedNote({ limits, ceilings }: { limits: AgentLimits; ceilings: AgentLimits | null }) {
+  if (!ceilingProblem(limits, ceilings)) return null;
+  const clamped = withinCeilings(limits, ceilings);
+  return (
+    <span className="muted">
+      {' '}
+      (runs at this installation’s ceilings: {clamped.memoryMb} MiB · {clamped.cpus} CPU · {clamped.turnTimeoutSeconds} s)
+    </span>
+  );
+}
+
 function AgentEditor(props: {
   editing: Editing;
+  /** The highest limits allowed here; null while unknown (the server checks them too). */
+  ceilings: AgentLimits | null;
   runtimes: Array<'runc' | 'runsc'>;
   defaultRuntime: 'runc' | 'runsc' | null;
   onClose(): void;
   onSaved(): Promise<void>;
 }) {
-  const { editing, runtimes, defaultRuntime, onClose, onSaved } = props;
+  const { editing, ceilings, runtimes, defaultRuntime, onClose, onSaved } = props;
   const [form, setForm] = useState(() => ({
     ...editing.definition,
     allowedText: editing.definition.allowedTools.join(', '),
@@ -162,6 +188,11 @@ function AgentEditor(props: {
 
   const submit = async (event: FormEvent): Promise<void> => {
     event.preventDefault();
+    const problem = ceilingProblem(form.limits, ceilings);
+    if (problem) {
+      setError(problem);
+      return;
+    }
     setBusy(true);
     setError(null);
     const { allowedText, disallowedText, ...rest } = form;
@@ -191,10 +222,7 @@ function AgentEditor(props: {
           Instructions <span className="muted">(appended to Claude Code’s system prompt)</span>
           <textarea rows={6} value={form.instructions} onChange={(event) => set({ instructions: event.target.value })} />
         </label>
-        <label>
-          Model
-          <input required value={form.model} onChange={(event) => set({ model: event.target.value })} placeholder="claude-sonnet-5" />
-        </label>
+        <ModelSelect value={form.model} onChange={(model) => set({ model })} />
         <div className="form-row">
           <label>
             Allowed tools <span className="muted">(empty: all)</span>
@@ -207,16 +235,16 @@ function AgentEditor(props: {
         </div>
         <div className="form-row">
           <label>
-            Memory (MiB)
-            <input type="number" min={128} max={65536} required value={form.limits.memoryMb} onChange={(event) => setLimit('memoryMb', Number(event.target.value))} />
+            Memory (MiB){ceilings ? <span className="muted"> (at most {ceilings.memoryMb})</span> : null}
+            <input type="number" min={128} max={ceilings?.memoryMb ?? 65536} required value={form.limits.memoryMb} onChange={(event) => setLimit('memoryMb', Number(event.target.value))} />
           </label>
           <label>
-            CPUs
-            <input type="number" min={0.1} max={64} step={0.1} required value={form.limits.cpus} onChange={(event) => setLimit('cpus', Number(event.target.value))} />
+            CPUs{ceilings ? <span className="muted"> (at most {ceilings.cpus})</span> : null}
+            <input type="number" min={0.1} max={ceilings?.cpus ?? 64} step={0.1} required value={form.limits.cpus} onChange={(event) => setLimit('cpus', Number(event.target.value))} />
           </label>
           <label>
-            Turn timeout (s)
-            <input type="number" min={5} max={86400} required value={form.limits.turnTimeoutSeconds} onChange={(event) => setLimit('turnTimeoutSeconds', Number(event.target.value))} />
+            Turn timeout (s){ceilings ? <span className="muted"> (at most {ceilings.turnTimeoutSeconds})</span> : null}
+            <input type="number" min={5} max={ceilings?.turnTimeoutSeconds ?? 86400} required value={form.limits.turnTimeoutSeconds} onChange={(event) => setLimit('turnTimeoutSeconds', Number(event.target.value))} />
           </label>
           <label>
             Max steps <span className="muted">(empty: no limit)</span>

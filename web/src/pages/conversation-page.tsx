@@ -8,18 +8,18 @@ import { FileTree } from '../components/file-tree.tsx';
 import { Icon } from '../components/icons.tsx';
 import { Spinner } from '../components/spinner.tsx';
 import { TurnBlock } from '../components/turn-block.tsx';
+import { Announcer } from '../lib/announcements.ts';
 import { ConversationState } from '../lib/conversation-state.ts';
 import { EventStreamClient, type StreamState } from '../lib/event-stream.ts';
+import { initialPanel, panelStorageKey, storedPanelValue, type PanelTab } from '../lib/panel-tab.ts';
 import { navigate } from '../router.tsx';
 import { useSession } from '../session.tsx';
 import { NotFoundPage } from './not-found-page.tsx';
 
 const TerminalPanel = lazy(() => import('../components/terminal-panel.tsx'));
 
-type PanelTab = 'files' | 'terminal';
-
 export default function ConversationPage({ conversationId }: { conversationId: string }) {
-  const { agents, refreshConversations } = useSession();
+  const { agents, conversations, refreshConversations } = useSession();
   const [conversation, setConversation] = useState<Conversation | null>(null);
   const [missing, setMissing] = useState(false);
   const [state] = useState(() => new ConversationState());
@@ -28,15 +28,33 @@ export default function ConversationPage({ conversationId }: { conversationId: s
   const [stream, setStream] = useState<{ state: StreamState; error?: string }>({ state: 'connecting' });
   const [sendError, setSendError] = useState<string | null>(null);
   const [draft, setDraft] = useState<{ text: string; version: number } | null>(null);
-  const [panel, setPanel] = useState<PanelTab | null>(() => (window.matchMedia('(min-width: 1100px)').matches ? 'files' : null));
-  const [terminalOpened, setTerminalOpened] = useState(false);
+  const [panel, setPanelState] = useState<PanelTab | null>(() => initialPanel(localStorage.getItem(panelStorageKey), window.matchMedia('(min-width: 1100px)').matches));
+  const [terminalOpened, setTerminalOpened] = useState(panel === 'terminal');
+  const [announcements, setAnnouncements] = useState<{ id: number; text: string }[]>([]);
   const scroller = useRef<HTMLDivElement>(null);
+  const chatColumn = useRef<HTMLDivElement>(null);
   const stick = useRef(true);
+  const runningRef = useRef(false);
+  const announced = useRef(0);
+  /** Events up to this one were history when the page opened: they are shown, not announced (null: not known yet). */
+  const historyUntil = useRef<number | null>(null);
+
+  // The panel the user leaves open (or closed) is the one a reload opens.
+  const setPanel = useCallback((next: PanelTab | null) => {
+    localStorage.setItem(panelStorageKey, storedPanelValue(next));
+    setPanelState(next);
+  }, []);
 
   useEffect(() => {
-    api.conversation(conversationId).then(setConversation, (error: unknown) => {
-      if (error instanceof ApiError && error.status === 404) setMissing(true);
-    });
+    api.conversation(conversationId).then(
+      (loaded) => {
+        historyUntil.current ??= loaded.lastSeq;
+        setConversation(loaded);
+      },
+      (error: unknown) => {
+        if (error instanceof ApiError && error.status === 404) setMissing(true);
+      },
+    );
   }, [conversationId]);
 
   // The event stream: replay from the start, then live; batches are applied once per frame.
@@ -44,6 +62,8 @@ export default function ConversationPage({ conversationId }: { conversationId: s
     let pending: ConversationEvent[] = [];
     let frame = 0;
     let listChanged = false;
+    let spoken: string[] = [];
+    const announcer = new Announcer();
     const flush = (): void => {
       frame = 0;
       const batch = pending;
@@ -51,6 +71,12 @@ export default function ConversationPage({ conversationId }: { conversationId: s
       state.apply(batch);
       setLoaded(true);
       setVersion((version) => version + 1);
+      if (spoken.length) {
+        const added = spoken.map((text) => ({ id: (announced.current += 1), text }));
+        spoken = [];
+        // Only the last few stay in the live region: a screen reader announces what is added to it.
+        setAnnouncements((current) => [...current, ...added].slice(-5));
+      }
       if (listChanged) {
         listChanged = false;
         void refreshConversations();
@@ -60,6 +86,8 @@ export default function ConversationPage({ conversationId }: { conversationId: s
       url: api.eventsUrl(conversationId),
       onEvents: (events) => {
         pending.push(...(events as ConversationEvent[]));
+        const history = historyUntil.current;
+        if (history !== null) spoken.push(...announcer.take((events as ConversationEvent[]).filter((event) => event.seq > history)));
         if (events.some((event) => event.type === 'turn.started' || event.type === 'turn.ended')) listChanged = true;
         frame ||= requestAnimationFrame(flush);
       },
@@ -94,23 +122,47 @@ export default function ConversationPage({ conversationId }: { conversationId: s
     if (element && stick.current) element.scrollTop = element.scrollHeight;
   });
 
+  // The list is refreshed as turns start and end, so it brings the title the server gives from the first message.
+  const listedTitle = conversations?.find((candidate) => candidate.id === conversationId)?.title;
+  useEffect(() => {
+    if (listedTitle !== undefined) setConversation((current) => (current && current.title !== listedTitle ? { ...current, title: listedTitle } : current));
+  }, [listedTitle]);
+
   const send = useCallback(
     async (text: string): Promise<boolean> => {
       setSendError(null);
+      const first = state.turns.length === 0;
       try {
         await api.send(conversationId, text);
         stick.current = true;
+        if (first) void refreshConversations();
         return true;
       } catch (error) {
         setSendError(error instanceof ApiError ? error.message : 'the message could not be sent');
         return false;
       }
     },
-    [conversationId],
+    [conversationId, state, refreshConversations],
   );
   const stop = useCallback(() => {
     api.interrupt(conversationId).catch((error: unknown) => setSendError(error instanceof ApiError ? error.message : 'could not stop the turn'));
   }, [conversationId]);
+
+  // Escape stops the running turn while the reader is in the conversation (not in a dialog, nor in the terminal,
+  // whose programs need Escape themselves).
+  useEffect(() => {
+    const keyDown = (event: KeyboardEvent): void => {
+      if (event.key !== 'Escape' || event.defaultPrevented || !runningRef.current) return;
+      if (document.querySelector('dialog[open]')) return;
+      const target = event.target as Node | null;
+      const inConversation = target === document.body || target === document.documentElement || (target !== null && chatColumn.current?.contains(target) === true);
+      if (!inConversation) return;
+      event.preventDefault();
+      stop();
+    };
+    document.addEventListener('keydown', keyDown);
+    return () => document.removeEventListener('keydown', keyDown);
+  }, [stop]);
   // Retry sends the turn's message again as a new turn; if that fails, the text lands in the box to edit.
   const retry = useCallback(
     (text: string) => {
@@ -125,16 +177,17 @@ export default function ConversationPage({ conversationId }: { conversationId: s
 
   const activity = state.activity();
   const running = activity.kind !== 'idle';
+  runningRef.current = running;
   const queued = state.queued;
   const agent = agents?.find((candidate) => candidate.id === conversation?.agentId);
   const openPanel = (tab: PanelTab): void => {
     if (tab === 'terminal') setTerminalOpened(true);
-    setPanel((current) => (current === tab ? null : tab));
+    setPanel(panel === tab ? null : tab);
   };
 
   return (
     <div className={`conversation-page${panel ? ' panel-open' : ''}`}>
-      <div className="chat-column">
+      <div className="chat-column" ref={chatColumn}>
         <ConversationHeader
           conversation={conversation}
           agentName={agent?.name ?? conversation?.agentId ?? ''}
@@ -154,7 +207,8 @@ export default function ConversationPage({ conversationId }: { conversationId: s
             stick.current = element.scrollHeight - element.scrollTop - element.clientHeight < 80;
           }}
         >
-          <div className="chat" aria-live="polite" aria-busy={!loaded}>
+          {/* Not a live region: streamed text would be read again at every delta. The announcer below speaks instead. */}
+          <div className="chat" aria-busy={!loaded}>
             {!loaded ? <Spinner label="Loading the conversation" /> : null}
             {loaded && state.turns.length === 0 ? (
               <div className="empty-state compact">
@@ -166,13 +220,18 @@ export default function ConversationPage({ conversationId }: { conversationId: s
               <TurnBlock key={turn.id} turn={turn} onRetry={retry} />
             ))}
             {state.errors.map((error) => (
-              <div key={error.seq} className="turn-error" role="alert">
+              <div key={error.seq} className="turn-error">
                 <strong>{error.code}</strong>: {error.message}
               </div>
             ))}
           </div>
         </div>
         <StatusLine activity={activity} queued={queued} stream={stream} />
+        <div className="visually-hidden" aria-live="polite" aria-relevant="additions" data-testid="announcer">
+          {announcements.map((announcement) => (
+            <p key={announcement.id}>{announcement.text}</p>
+          ))}
+        </div>
         {sendError ? (
           <div className="send-error" role="alert">
             {sendError}
@@ -234,7 +293,7 @@ function StatusLine({ activity, queued, stream }: { activity: ReturnType<Convers
   }
   const reconnecting = stream.state === 'reconnecting' || stream.state === 'stopped';
   return (
-    <div className="status-line" role="status" data-activity={activity.kind}>
+    <div className="status-line" data-activity={activity.kind}>
       <span className={`status-dot ${activity.kind === 'idle' ? 'idle' : 'running'}`} />
       <span className="status-label">{label}</span>
       {queued > 0 ? <span className="badge">{queued} queued</span> : null}
@@ -291,7 +350,18 @@ function ConversationHeader({
     <div className="conversation-header">
       {editing ? (
         <form className="rename-form" onSubmit={(event) => void rename(event)}>
-          <input value={title} onChange={(event) => setTitle(event.target.value)} maxLength={200} autoFocus aria-label="Title" onKeyDown={(event) => event.key === 'Escape' && setEditing(false)} />
+          <input
+            value={title}
+            onChange={(event) => setTitle(event.target.value)}
+            maxLength={200}
+            autoFocus
+            aria-label="Title"
+            onKeyDown={(event) => {
+              if (event.key !== 'Escape') return;
+              event.preventDefault(); // Escape cancels the rename, not the running turn
+              setEditing(false);
+            }}
+          />
           <button type="submit" className="button primary small">
             Save
           </button>

@@ -12,7 +12,11 @@ export function SignInPage({ onSignedIn }: { onSignedIn(user: User): void }) {
   const [error, setError] = useState<string | null>(null);
 
   useEffect(() => {
-    void api.status().then(setStatus, () => undefined);
+    void api.status().then((loaded) => {
+      setStatus(loaded);
+      // A new server has no account yet: the first visitor is here to create it (and becomes its administrator).
+      if (!loaded.hasAccounts) setMode('register');
+    }, () => undefined);
   }, []);
 
   const submit = async (event: FormEvent): Promise<void> => {
