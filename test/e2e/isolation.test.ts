@@ -284,7 +284,8 @@ describe('isolation: sandboxes from each other and from the host, users from eac
         'echo "AGENT_UID=$(id -u)"',
         'echo "AGENT_GID=$(id -g)"',
         `echo "CAP_EFFECTIVE=$(awk '/^CapEff:/ {print $2}' /proc/self/status)"`,
-        `echo "NO_NEW_PRIVS=$(awk '/^NoNewPrivs:/ {print $2}' /proc/self/status)"`,
+        // prctl(PR_GET_NO_NEW_PRIVS): gVisor's /proc/self/status has no NoNewPrivs line.
+        `python3 -c 'import ctypes; print("NO_NEW_PRIVS=%d" % ctypes.CDLL(None).prctl(39, 0, 0, 0, 0))'`,
         'touch /usr/bin/agentyard-probe; echo "USR_WRITE=$?"',
         'touch /etc/agentyard-probe; echo "ETC_WRITE=$?"',
         'touch /agentyard-probe; echo "ROOT_WRITE=$?"',

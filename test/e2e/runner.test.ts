@@ -29,7 +29,8 @@ describe('upstream failures', () => {
     const sent = await alice.request('POST', `/api/conversations/${conversation.id}/messages`, { text: 'fail please' });
     const events = await alice.readEvents(conversation.id, { until: untilTurnEnded(sent.body.turnId), timeoutMs: 30_000 });
     const elapsed = Date.now() - started;
-    expect(elapsed).toBeLessThan(15_000);
+    // Seconds, not the minutes of the CLI's own retry schedule (a generous bound: a cold gVisor start is in it).
+    expect(elapsed).toBeLessThan(45_000);
 
     const errorEvent = events.find((event) => event.event === 'error')!;
     expect(errorEvent.data).toMatchObject({ turnId: sent.body.turnId, code: 'UPSTREAM_ERROR' });

@@ -54,8 +54,8 @@ describe('PostgresStore', () => {
     expect(store.kind).toBe('postgres');
     const error = await store.ping().catch((rejection: unknown) => rejection);
     expect(error).toBeInstanceOf(AppError);
-    expect((error as AppError).code).toBe('INTERNAL');
-    expect((error as AppError).message).toBe('postgres store: ping failed');
+    // A database that cannot be reached is unavailable (503), not an internal error.
+    expect((error as AppError).code).toBe('STORE_UNAVAILABLE');
     await store.close();
   });
 
