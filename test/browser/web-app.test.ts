@@ -158,6 +158,8 @@ describe('web app in Chromium', () => {
     await page.keyboard.press('Enter');
     const rows = page.locator('.xterm-rows');
     await rows.getByText('result.txt').or(rows.getByText('notes')).first().waitFor({ timeout: 15_000 });
+    // The size line may render a frame after the listing.
+    await expect.poll(() => rows.innerText(), { timeout: 15_000 }).toMatch(/^\d{1,3} \d{2,3}$/m);
     const screen = await rows.innerText();
     expect(screen).toContain('notes');
     expect(screen).toContain('hello.txt');
