@@ -144,15 +144,7 @@ export class SqlStore implements Store {
       async () => {
         const row = await this.#db
           .insertInto('users')
-          .values({
-            id: user.id,
-            email: user.email,
-            email_normalized: normalizeEmail(user.email),
-            password_hash: user.passwordHash,
-            role: user.role,
-            disabled: 0,
-            created_at: nowIso(),
-          })
+          .values(newUserRow(user))
           .returningAll()
           .executeTakeFirstOrThrow();
         return toUser(row);
@@ -175,15 +167,7 @@ export class SqlStore implements Store {
           if (Number(claim.numInsertedOrUpdatedRows ?? 0) === 0) return null;
           const row = await transaction
             .insertInto('users')
-            .values({
-              id: user.id,
-              email: user.email,
-              email_normalized: normalizeEmail(user.email),
-              password_hash: user.passwordHash,
-              role: 'admin',
-              disabled: 0,
-              created_at: nowIso(),
-            })
+            .values(newUserRow({ ...user, role: 'admin' }))
             .returningAll()
             .executeTakeFirstOrThrow();
           return toUser(row);
@@ -1000,4 +984,17 @@ export class SqlStore implements Store {
         return new AppError('INTERNAL', `${this.kind} store: ${operation} failed`, details, { cause: error });
     }
   }
+}
+
+/** The row of a new, enabled user. */
+function newUserRow(user: NewUser) {
+  return {
+    id: user.id,
+    email: user.email,
+    email_normalized: normalizeEmail(user.email),
+    password_hash: user.passwordHash,
+    role: user.role,
+    disabled: 0,
+    created_at: nowIso(),
+  };
 }
