@@ -1,4 +1,5 @@
 import { mkdir } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { access, constants } from 'node:fs/promises';
 import path from 'node:path';
 import { AccountsService } from './accounts/accounts-service.ts';
@@ -7,6 +8,7 @@ import { AgentCeilings } from './agents/agent-ceilings.ts';
 import { AgentsService, builtinDefaultAgent } from './agents/agents-service.ts';
 import type { Config } from './core/config.ts';
 import { newId } from './core/ids.ts';
+import { platformVersion } from './core/version.ts';
 import type { Logger } from './core/logger.ts';
 import type { BackendCheck, SandboxProvider } from './core/sandbox.ts';
 import type { Store } from './core/store.ts';
@@ -17,12 +19,18 @@ import { CredentialCipher } from './gateway/credential-cipher.ts';
 import { createEgressResolver } from './gateway/egress-resolver.ts';
 import { EgressSettings } from './gateway/egress-settings.ts';
 import { createGateway, type Gateway } from './gateway/gateway.ts';
+import { GrantCleaner } from './gateway/grant-cleaner.ts';
 import { UserCredentials } from './gateway/user-credentials.ts';
 import type { App } from './http/app.ts';
 import { buildServer } from './http/server.ts';
 import { createLocalProvider } from './sandbox/local/index.ts';
 import { createDockerProvider } from './sandbox/docker/index.ts';
 import { createStore } from './store/index.ts';
+import { lockSqliteDatabase } from './store/sqlite/single-process-lock.ts';
+import { ConversationLeases } from './replicas/conversation-leases.ts';
+import { DrainSignal } from './replicas/drain-signal.ts';
+import { ReplicaDirectory } from './replicas/replica-directory.ts';
+import { ReplicaPresence } from './replicas/replica-presence.ts';
 import { createPriceTable } from './usage/price-table.ts';
 import { QuotasService } from './usage/quotas-service.ts';
 import { UsageService } from './usage/usage-service.ts';
@@ -39,12 +47,20 @@ export interface Platform {
   quotas: QuotasService;
   credentials: UserCredentials;
   conversations: ConversationsService;
+  presence: ReplicaPresence;
+  /**
+   * SIGTERM: readiness fails, event streams end with a reconnect hint, idle conversations go to other replicas at once
+   * and running turns get AGENTYARD_DRAIN_SECONDS to finish. Call close() afterwards.
+   */
+  drain(): Promise<void>;
   close(): Promise<void>;
 }
 
 /** The services every entry point needs (serve, create-user, doctor), without the HTTP server. */
 export function buildCore(config: Config, logger: Logger): { store: Store; sandboxes: SandboxProvider; accounts: AccountsService } {
   const store = createStore(config.store, logger.child({ component: 'store' }));
+  // On PostgreSQL, replicas may share the data directory (SQLite allows one server process).
+  const sharedDataDir = config.store.kind === 'postgres';
   // The Docker backend loads its SDK (dockerode) on first use only.
   const sandboxes: SandboxProvider =
     config.sandbox.kind === 'docker'
@@ -57,6 +73,7 @@ export function buildCore(config: Config, logger: Logger): { store: Store; sandb
           workspaceDiskMb: config.sandbox.workspaceDiskMb,
           sandboxUid: config.sandbox.uid,
           sandboxGid: config.sandbox.gid,
+          sharedDataDir,
           logger: logger.child({ component: 'sandbox' }),
         })
       : createLocalProvider({
@@ -65,6 +82,7 @@ export function buildCore(config: Config, logger: Logger): { store: Store; sandb
           workspaceDiskMb: config.sandbox.workspaceDiskMb,
           sandboxUid: config.sandbox.uid,
           sandboxGid: config.sandbox.gid,
+          sharedDataDir,
           logger: logger.child({ component: 'sandbox' }),
         });
   const accounts = new AccountsService(store, config.registration, { loginThrottle: new LoginThrottle(config.loginThrottle) });
@@ -101,12 +119,13 @@ export async function hostChecks(config: Config, sandboxes: SandboxProvider): Pr
  */
 export async function startPlatform(config: Config, logger: Logger, options: { listen?: boolean } = {}): Promise<Platform> {
   await mkdir(config.dataDir, { recursive: true });
+  // SQLite serves one server process: a second one on this data directory stops here, before touching anything.
+  const sqliteLock = config.store.kind === 'sqlite' ? await lockSqliteDatabase(config.store.path) : null;
   const { store, sandboxes, accounts } = buildCore(config, logger);
   await store.migrate();
 
   const prices = createPriceTable(config.prices);
   const quotas = new QuotasService({ store, prices, defaults: config.quotas, logger: logger.child({ component: 'quotas' }) });
-  await quotas.recover();
   const usage = new UsageService(store, prices);
   const credentials = new UserCredentials(store, config.secretKey ? new CredentialCipher(config.secretKey) : null, logger.child({ component: 'credentials' }));
   // The gateway reports refusals to the runner, which is built after it.
@@ -120,6 +139,8 @@ export async function startPlatform(config: Config, logger: Logger, options: { l
     maxStreamsPerSandbox: config.gateway.maxStreamsPerSandbox,
     stallTimeoutMs: config.gateway.stallTimeoutSeconds * 1000,
     maxConnectionsPerSandbox: config.gateway.maxConnectionsPerSandbox,
+    // Grants are kept in the store by token hash, so that any replica can resolve a sandbox's token.
+    grants: { store, replicaId: config.replica.id },
     onUsage: (record) => quotas.record({ id: newId('use'), ...record, createdAt: new Date().toISOString() }),
     credentialFor: (userId) => credentials.credentialFor(userId),
     admit: async (grant) => {
@@ -139,6 +160,15 @@ export async function startPlatform(config: Config, logger: Logger, options: { l
       },
     },
   });
+  const leaseMs = config.replica.leaseSeconds * 1000;
+  const presence = new ReplicaPresence(store, { id: config.replica.id, version: platformVersion, url: config.replica.url }, leaseMs, logger.child({ component: 'replicas' }));
+  await presence.start();
+  const grantCleaner = new GrantCleaner({ store, replicaId: presence.id, replicaGoneAfterMs: Math.max(5 * 60_000, 4 * leaseMs), logger: logger.child({ component: 'gateway' }) });
+  grantCleaner.start();
+  // Open sandbox sessions are another live replica's, not left over, while one runs (docs/decisions/0013-replicas.md).
+  if (!(await presence.othersLive())) await quotas.recover();
+  const leases = new ConversationLeases(store, config.replica.id, leaseMs, logger.child({ component: 'replicas' }));
+  const drainSignal = new DrainSignal();
   const ceilings = new AgentCeilings(store, config.agentCeilings, logger.child({ component: 'agents' }));
   await ceilings.load();
   const agents = new AgentsService(store, ceilings, sandboxes.runtimes);
@@ -149,7 +179,9 @@ export async function startPlatform(config: Config, logger: Logger, options: { l
     sandboxes,
     gateway,
     agents,
-    bus: new EventBus(),
+    bus: new EventBus(store, logger.child({ component: 'events' })),
+    presence,
+    leases,
     logger: logger.child({ component: 'runner' }),
     maxMessageBytes: config.limits.maxMessageBytes,
     maxQueued: { perConversation: config.limits.queuedPerConversation, perUser: config.limits.queuedPerUser },
@@ -173,16 +205,22 @@ export async function startPlatform(config: Config, logger: Logger, options: { l
       (): BackendCheck => ({ name: 'store', ok: true, detail: config.store.kind }),
       (): BackendCheck => ({ name: 'store', ok: false, detail: `${config.store.kind} is not answering` }),
     );
-    return [storeCheck, ...(await hostChecks(config, sandboxes))];
+    const replicaCheck: BackendCheck = drainSignal.draining
+      ? { name: 'replica', ok: false, detail: `${presence.id} is shutting down` }
+      : { name: 'replica', ok: true, detail: presence.id };
+    return [storeCheck, replicaCheck, ...(await hostChecks(config, sandboxes))];
   };
 
   const egress = new EgressSettings(store, logger.child({ component: 'egress' }));
-  const app = await buildServer({ config, accounts, agents, conversations, readiness, logger, quotas, usage, credentials, egress });
+  const app = await buildServer({ config, accounts, agents, conversations, readiness, logger, quotas, usage, credentials, egress, replicas: new ReplicaDirectory(store, presence), drainSignal });
   if (options.listen === false) await app.ready();
   else await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  // Other replicas reach this one here unless AGENTYARD_REPLICA_URL says otherwise (a wildcard address is this host).
+  const reachableHost = config.host === '0.0.0.0' || config.host === '::' ? hostname() : host;
+  if (options.listen !== false) await presence.setUrl(`http://${reachableHost}:${port}`);
   logger.info({ url: `http://${host}:${port}`, store: config.store.kind, sandbox: sandboxes.kind }, 'agentyard is listening');
 
   return {
@@ -195,12 +233,23 @@ export async function startPlatform(config: Config, logger: Logger, options: { l
     quotas,
     credentials,
     conversations,
+    presence,
+    async drain() {
+      await presence.drain();
+      drainSignal.start();
+      logger.info({ replicaId: presence.id, graceSeconds: config.replica.drainSeconds }, 'draining');
+      await conversations.drain(config.replica.drainSeconds * 1000);
+    },
     async close() {
+      drainSignal.start();
       await app.close();
       await conversations.close();
+      await presence.stop();
       await sandboxes.close();
       await gateway.closeAll();
+      await grantCleaner.stop();
       await store.close();
+      sqliteLock?.release();
     },
   };
 }

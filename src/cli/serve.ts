@@ -19,7 +19,12 @@ export async function serve(config: Config): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
-    platform.close().then(
+    // Hands conversations over to the other replicas first (running turns get AGENTYARD_DRAIN_SECONDS).
+    platform
+      .drain()
+      .catch((error: unknown) => logger.error({ err: error }, 'drain failed'))
+      .then(() => platform.close())
+      .then(
       () => process.exit(0),
       (error: unknown) => {
         logger.error({ err: error }, 'shutdown failed');

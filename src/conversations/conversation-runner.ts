@@ -9,7 +9,7 @@ import { egressProxyEnv, type GatewayGrants } from '../core/gateway.ts';
 import { newId } from '../core/ids.ts';
 import type { Logger } from '../core/logger.ts';
 import type { ExitStatus, Sandbox, SandboxProvider } from '../core/sandbox.ts';
-import type { Store } from '../core/store.ts';
+import type { Fence, Store } from '../core/store.ts';
 import type { Agent, Conversation, TokenUsage, Turn, TurnStatus, UsageRecord } from '../core/types.ts';
 import type { EventBus } from './event-bus.ts';
 import { LimitWatch, type LimitNotice } from './limit-watch.ts';
@@ -138,6 +138,16 @@ export class ConversationRunner implements SlotHolder {
   /** Model requests of a turn that the gateway refused (a quota), by turn. */
   private readonly refusals = new Map<string, { code: ErrorCode; message: string }>();
   private closed = false;
+  /**
+   * This replica's lease of the conversation, while it holds one: every write of a turn carries it, so that once
+   * another replica has taken the conversation over, the store refuses this one's writes (LEASE_LOST).
+   */
+  private fence: Fence | null = null;
+  /** The lease was lost: nothing more is written, the agent is killed and the sandbox released. */
+  private lost = false;
+  /** Shutting down: the running turn may finish, but no further one starts here. */
+  private draining = false;
+  private idleListener: () => void = () => undefined;
   private readonly logger: Logger;
 
   constructor(
@@ -150,6 +160,62 @@ export class ConversationRunner implements SlotHolder {
   /** True while a turn runs or waits. */
   get busy(): boolean {
     return this.pumping;
+  }
+
+  /** This replica holds the conversation's lease with this fence (from the service's claim). */
+  own(fence: Fence): void {
+    if (this.lost) return;
+    this.fence = fence;
+  }
+
+  get owned(): boolean {
+    return this.fence !== null && !this.lost;
+  }
+
+  /** The id of the turn running now, if any. */
+  get runningTurnId(): string | null {
+    return this.current?.turnId ?? null;
+  }
+
+  /**
+   * Queues the conversation's turns that wait in the store and are not queued here yet (posted to another replica,
+   * or left by the previous holder of the lease).
+   */
+  async refill(): Promise<void> {
+    if (this.closed || !this.owned) return;
+    const turns = await this.deps.store.listTurns(this.conversationId);
+    for (const turn of turns) {
+      if (turn.status === 'queued' && !this.queue.includes(turn.id) && this.current?.turnId !== turn.id) this.enqueue(turn.id);
+    }
+  }
+
+  /**
+   * Another replica took the conversation over (this one was stopped or cut off past its lease): write nothing more,
+   * kill the agent at once (the other replica's agent now writes the Claude session) and release the sandbox.
+   */
+  abandon(): Promise<void> {
+    if (this.lost) return this.teardownDone;
+    this.lost = true;
+    this.closed = true;
+    this.clearIdleTimers();
+    this.queue.length = 0;
+    this.logger.warn('the conversation’s lease was lost to another replica; releasing its sandbox');
+    this.agentProcess?.cli.kill();
+    const done = this.teardown();
+    if (this.slot) this.deps.slots.release(this.slot);
+    this.slot = null;
+    return done;
+  }
+
+  /** Called when the runner holds no sandbox and has nothing to do (its lease can be given up). */
+  onIdle(listener: () => void): void {
+    this.idleListener = listener;
+  }
+
+  /** Finishes the running turn at most; queued turns stay queued in the store for another replica. */
+  stopAfterCurrentTurn(): void {
+    this.draining = true;
+    this.queue.length = 0;
   }
 
   get live(): boolean {
@@ -225,10 +291,15 @@ export class ConversationRunner implements SlotHolder {
     const next = this.persisted.then(async () => {
       for (let attempt = 1; ; attempt += 1) {
         try {
-          const event = await this.deps.store.appendEvent(this.conversationId, data);
+          if (this.lost) throw new AppError('LEASE_LOST', 'another replica holds the conversation');
+          const event = await this.deps.store.appendEvent(this.conversationId, data, this.fence ?? undefined);
           this.deps.bus.publish(event);
           return;
         } catch (error) {
+          if (error instanceof AppError && error.code === 'LEASE_LOST') {
+            void this.abandon();
+            throw error;
+          }
           if (!(error instanceof AppError && error.code === 'STORE_UNAVAILABLE') || this.closed) throw error;
           this.logger.warn({ type: data.type, attempt }, 'the store is unavailable; the event will be retried');
           await new Promise((resolve) => setTimeout(resolve, Math.min(5000, 200 * 2 ** (attempt - 1))));
@@ -271,9 +342,12 @@ export class ConversationRunner implements SlotHolder {
    * Ends a turn that a previous server process left running: interrupted, with what the gateway metered for it. Like
    * a stopped turn, it stays in the Claude session if the model had begun to answer, and is left out otherwise.
    */
-  async endAfterRestart(turn: Turn): Promise<void> {
+  async endLost(turn: Turn, reason: 'restart' | 'replica'): Promise<void> {
     const { store } = this.deps;
-    const error = { code: 'SERVER_RESTARTED' as const, message: 'the server stopped while this turn was running' };
+    const error =
+      reason === 'restart'
+        ? { code: 'SERVER_RESTARTED' as const, message: 'the server stopped while this turn was running' }
+        : { code: 'REPLICA_LOST' as const, message: 'the server replica running this turn stopped; another replica took the conversation over' };
     const events = await store.listEvents(this.conversationId);
     const answered = events.some(({ data }) => answerTypes.has(data.type) && 'turnId' in data && data.turnId === turn.id);
     // Its CLI started at the last turn kept, so the session's newest messages are that turn's: resume them all.
@@ -285,7 +359,7 @@ export class ConversationRunner implements SlotHolder {
     const ended = sumUsage(await store.listUsage({ conversationId: this.conversationId, turnId: turn.id }), this.deps.prices);
     await this.emit({ type: 'error', turnId: turn.id, ...error });
     await this.emit({ type: 'turn.ended', turnId: turn.id, status: 'interrupted', ...ended, durationMs: 0, error });
-    await store.updateTurn(turn.id, { status: 'interrupted', endedAt: new Date().toISOString(), ...ended, error: error.message });
+    await store.updateTurn(turn.id, { status: 'interrupted', endedAt: new Date().toISOString(), ...ended, error: error.message }, this.fence ?? undefined);
   }
 
   /** Stops the CLI, releases the sandbox and revokes the gateway token; queued turns stay queued in the store. */
@@ -303,7 +377,7 @@ export class ConversationRunner implements SlotHolder {
   private async pump(): Promise<void> {
     this.pumping = true;
     try {
-      for (let turnId = this.queue.shift(); turnId && !this.closed; turnId = this.queue.shift()) {
+      for (let turnId = this.queue.shift(); turnId && !this.closed && !this.draining; turnId = this.queue.shift()) {
         await this.runTurn(turnId).catch((error: unknown) => this.logger.error({ err: error, turnId }, 'turn failed'));
       }
     } finally {
@@ -321,7 +395,12 @@ export class ConversationRunner implements SlotHolder {
     // An agent over a ceiling lowered since it was saved runs at the ceiling.
     const agent = stored && this.deps.ceilings.clamp(stored);
     const started = Date.now();
-    await store.updateTurn(turnId, { status: 'running', startedAt: new Date(started).toISOString() });
+    const running = await store.updateTurn(turnId, { status: 'running', startedAt: new Date(started).toISOString() }, this.fence ?? undefined).catch((error: unknown) => {
+      if (error instanceof AppError && error.code === 'LEASE_LOST') void this.abandon();
+      throw error;
+    });
+    if (!running) return;
+    this.logger.info({ turnId, replicaId: this.fence?.replicaId ?? null }, 'turn started');
     await this.emit({ type: 'turn.started', turnId, text: turn.input });
     this.current = { turnId, stopReason: this.stopNext ? 'user' : null, killTimer: null, limitsHit: new Set(), progress: null };
     this.stopNext = false;
@@ -332,7 +411,7 @@ export class ConversationRunner implements SlotHolder {
     } else {
       end = await this.attempt(turn, conversation, agent);
       const refused = resumeRefused(end);
-      if (refused && !this.current.stopReason) {
+      if (refused && !this.current.stopReason && !this.lost) {
         // The CLI could not load the session: its file is gone (killed before writing it), or it lacks the resume point.
         // A fresh session, or the whole of this one, is better than a conversation stuck on the error.
         const patch = refused === 'session' ? { claudeSessionId: null, claudeResumeAt: null } : { claudeResumeAt: null };
@@ -346,6 +425,8 @@ export class ConversationRunner implements SlotHolder {
     const { stopReason, limitsHit, progress } = this.current;
     if (this.current.killTimer) clearTimeout(this.current.killTimer);
     this.current = null;
+    // Another replica holds the conversation now and has ended this turn: nothing of it may be written from here.
+    if (this.lost) return;
     const refusal = this.refusals.get(turnId) ?? null;
     this.refusals.delete(turnId);
     const outcome = conclude(end, stopReason, refusal, limitsHit.has('SANDBOX_OUT_OF_MEMORY') ? agent?.limits.memoryMb ?? null : null);
@@ -353,8 +434,8 @@ export class ConversationRunner implements SlotHolder {
     if (outcome.error) await this.emit({ type: 'error', turnId, ...outcome.error });
     const ended = await this.meteredUsage(turnId);
     await this.emit({ type: 'turn.ended', turnId, status: outcome.status, ...ended, durationMs: Date.now() - started, ...(outcome.error ? { error: outcome.error } : {}) });
-    await store.updateTurn(turnId, { status: outcome.status, endedAt: new Date().toISOString(), ...ended, error: outcome.error?.message ?? null });
-    this.logger.info({ turnId, status: outcome.status, durationMs: Date.now() - started }, 'turn ended');
+    await store.updateTurn(turnId, { status: outcome.status, endedAt: new Date().toISOString(), ...ended, error: outcome.error?.message ?? null }, this.fence ?? undefined);
+    this.logger.info({ turnId, status: outcome.status, durationMs: Date.now() - started, replicaId: this.fence?.replicaId ?? null }, 'turn ended');
   }
 
   /** Sends the turn to the CLI (starting one if needed) and waits for its result or the process's end. */
@@ -508,6 +589,7 @@ export class ConversationRunner implements SlotHolder {
     // At the end of the last turn kept: whatever came after it (a turn that did not complete) is left out.
     if (conversation.claudeSessionId) session = { resume: conversation.claudeSessionId, at: conversation.claudeResumeAt };
     else {
+      if (this.lost) throw new AppError('LEASE_LOST', 'another replica holds the conversation');
       session = { create: randomUUID() };
       // Stored before the CLI starts, so that a process killed at any point can be resumed.
       await store.updateConversation(conversation.id, { claudeSessionId: session.create });
@@ -545,6 +627,7 @@ export class ConversationRunner implements SlotHolder {
    */
   private async keepOrLeaveOut(status: Outcome['status'], progress: TurnProgress, agent: Agent): Promise<void> {
     const { store } = this.deps;
+    if (this.lost) return;
     const kept = status === 'completed' || (status === 'interrupted' && progress.answered);
     if (kept) {
       if (progress.lastAssistantUuid) await store.updateConversation(this.conversationId, { claudeResumeAt: progress.lastAssistantUuid });
@@ -645,9 +728,10 @@ export class ConversationRunner implements SlotHolder {
   /** Notes the last use, and gives the slot back when there is no sandbox and nothing about to start one. */
   private settleSlot(): void {
     this.usedAt = Date.now();
-    if (!this.slot || this.lease || this.inUse) return;
-    this.deps.slots.release(this.slot);
+    if (this.lease || this.inUse || this.queue.length > 0) return;
+    if (this.slot) this.deps.slots.release(this.slot);
     this.slot = null;
+    if (!this.closed) this.idleListener();
   }
 
   /** Idle: pause the sandbox after a while, stop it after longer; never while a turn runs or a terminal is attached. */

@@ -6,8 +6,18 @@ import { newId } from '../core/ids.ts';
 import type { Logger } from '../core/logger.ts';
 import type { WorkspaceFileAccess, WorkspaceListing, WorkspacePageRequest } from '../core/sandbox.ts';
 import type { Conversation, EgressRecord, Turn, User } from '../core/types.ts';
+import type { ConversationLeases } from '../replicas/conversation-leases.ts';
+import { knownGone, type ReplicaPresence } from '../replicas/replica-presence.ts';
 import { ConversationRunner, type RunnerDeps, type SandboxAttachment } from './conversation-runner.ts';
 import { titleFromMessage, untitledConversation } from './conversation-title.ts';
+
+/** The periodic look for conversations left without a replica, run by one replica at a time. */
+const takeoverTask = 'conversation-takeover';
+
+/** How often the takeover task looks: often (it is one replica's two queries), and a few times per lease period. */
+function janitorIntervalMs(leaseMs: number): number {
+  return Math.max(250, Math.min(1000, Math.floor(leaseMs / 3)));
+}
 
 export interface ChatMessage {
   role: 'user' | 'assistant';
@@ -21,6 +31,9 @@ export interface ConversationsServiceDeps extends RunnerDeps {
   maxMessageBytes: number;
   /** Messages that may wait behind running turns, per conversation and per user. */
   maxQueued: { perConversation: number; perUser: number };
+  /** This process among the replicas, and the conversations it holds (docs/decisions/0013-replicas.md). */
+  presence: ReplicaPresence;
+  leases: ConversationLeases;
 }
 
 /** Conversations, their turns and their event log; owns one runner per active conversation. */
@@ -31,24 +44,110 @@ export class ConversationsService {
   /** Messages accepted but not queued yet (their turn is being stored), per conversation. */
   private readonly arriving = new Map<string, number>();
   private readonly logger: Logger;
+  private janitor: NodeJS.Timeout | null = null;
+  private readonly unlisten: (() => void)[] = [];
+  private draining = false;
 
   constructor(private readonly deps: ConversationsServiceDeps) {
     this.logger = deps.logger;
+    deps.leases.onLost((conversationId) => void this.lost(conversationId));
   }
 
   /**
-   * Start-up recovery: a turn left running by a previous process is marked interrupted (its events up to
-   * then are kept); queued turns run again in order.
+   * Start-up recovery, then the work every replica shares: a turn left running by a replica that is gone (this
+   * host's previous process, or another replica past its lease) is marked interrupted, its events up to then kept;
+   * queued turns run again in order, on whichever replica claims their conversation first.
    */
   async recover(): Promise<void> {
-    const { store } = this.deps;
-    for (const turn of await store.listTurnsByStatus(['running'])) {
-      await (await this.recoveredRunner(turn.conversationId)).endAfterRestart(turn);
+    const { store, leases, presence } = this.deps;
+    // Replicas of this host whose process is gone hold nothing any more: their leases are taken at once.
+    const gone = new Set<string>();
+    for (const replica of await store.listReplicas()) {
+      if (!knownGone(replica, presence.id)) continue;
+      gone.add(replica.id);
+      await store.deleteReplica(replica.id);
     }
-    const queued = await store.listTurnsByStatus(['queued']);
-    queued.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
-    for (const turn of queued) (await this.recoveredRunner(turn.conversationId)).enqueue(turn.id);
-    if (queued.length) this.logger.info({ turns: queued.length }, 'resumed queued turns');
+    const left = new Set([...(await store.listTurnsByStatus(['running', 'queued']))].map((turn) => turn.conversationId));
+    for (const conversationId of left) {
+      const lease = await store.getLease(conversationId);
+      const presumeExpired = lease !== null && (gone.has(lease.replicaId) || lease.replicaId === presence.id);
+      await this.adopt(conversationId, { presumeExpired, reason: 'restart' });
+    }
+    this.unlisten.push(store.notifications.onWake((conversationId) => void this.adopt(conversationId, { reason: 'replica' })));
+    // Lost notices are made good by the periodic look for unowned work.
+    this.unlisten.push(store.notifications.onGap(() => void this.lookForUnownedWork()));
+    leases.start();
+    this.janitor = setInterval(() => void this.lookForUnownedWork(), janitorIntervalMs(leases.leaseMs));
+    this.janitor.unref();
+  }
+
+  /**
+   * Takes over conversations whose lease expired (their replica died or was cut off) or that have queued turns and no
+   * holder. One replica at a time looks (the `conversation-takeover` task, held for two rounds and renewed each round,
+   * so that it passes to a survivor before the leases of a replica that died holding it expire); the store's atomic
+   * claim would give each conversation to one replica anyway.
+   */
+  private async lookForUnownedWork(): Promise<void> {
+    if (this.draining) return;
+    try {
+      const now = new Date();
+      const interval = janitorIntervalMs(this.deps.leases.leaseMs);
+      const mine = await this.deps.store.claimTask(takeoverTask, this.deps.presence.id, now.toISOString(), new Date(now.getTime() + 2 * interval).toISOString());
+      if (!mine) return;
+      const expired = await this.deps.store.listExpiredLeases(now.toISOString());
+      const unowned = await this.deps.store.listUnownedQueuedConversations(now.toISOString());
+      for (const conversationId of new Set([...expired.map((lease) => lease.conversationId), ...unowned])) {
+        await this.adopt(conversationId, { reason: 'replica' });
+      }
+    } catch (error) {
+      this.logger.warn({ err: error }, 'could not look for conversations left without a replica');
+    }
+  }
+
+  /**
+   * Claims the conversation (when its lease is free, expired, this replica's, or `presumeExpired`), ends a turn its
+   * previous holder left running, and runs its queued turns. Gives the lease back when there is nothing to do.
+   */
+  private async adopt(conversationId: string, options: { presumeExpired?: boolean; reason: 'restart' | 'replica' }): Promise<void> {
+    if (this.draining) return;
+    try {
+      const claimed = await this.deps.leases.claim(conversationId, options.presumeExpired ? { presumeExpired: true } : {});
+      if (!claimed) return;
+      const conversation = await this.deps.store.getConversation(conversationId);
+      if (!conversation) {
+        await this.deps.leases.release(conversationId);
+        return;
+      }
+      const runner = this.runner(conversationId, conversation.userId);
+      runner.own(claimed.fence);
+      if (claimed.previousReplicaId) this.logger.info({ conversationId, from: claimed.previousReplicaId }, 'took the conversation over');
+      for (const turn of await this.deps.store.listTurns(conversationId)) {
+        // Holding the lease, this replica alone may run the conversation's turns: one running elsewhere was lost.
+        if (turn.status === 'running' && runner.runningTurnId !== turn.id) await runner.endLost(turn, options.reason);
+      }
+      await runner.refill();
+      if (!runner.busy && !runner.live && !runner.inUse) await this.releaseIdle(conversationId, runner);
+    } catch (error) {
+      this.logger.warn({ err: error, conversationId }, 'could not take the conversation over');
+    }
+  }
+
+  /** Gives up the lease of a conversation this replica no longer works on, and forgets its runner. */
+  private async releaseIdle(conversationId: string, runner: ConversationRunner): Promise<void> {
+    if (this.runners.get(conversationId) !== runner || runner.busy || runner.live || runner.inUse) return;
+    this.runners.delete(conversationId);
+    this.owners.delete(conversationId);
+    await runner.close();
+    await this.deps.leases.release(conversationId);
+  }
+
+  /** Another replica took the conversation: this one's runner stops writing and releases its sandbox. */
+  private async lost(conversationId: string): Promise<void> {
+    const runner = this.runners.get(conversationId);
+    if (!runner) return;
+    this.runners.delete(conversationId);
+    this.owners.delete(conversationId);
+    await runner.abandon();
   }
 
   async create(user: User, input: { agentId?: string | undefined; title?: string | undefined }): Promise<Conversation> {
@@ -76,7 +175,9 @@ export class ConversationsService {
       if (data.type === 'turn.queued') messages.push({ role: 'user', turnId: data.turnId, text: data.text, createdAt });
       else if (data.type === 'message.completed') messages.push({ role: 'assistant', turnId: data.turnId, text: data.text, createdAt });
     }
-    return { conversation, turns, messages, running: this.runners.get(conversation.id)?.busy ?? false };
+    // From the store, so that every replica answers alike.
+    const running = turns.some((turn) => turn.status === 'running' || turn.status === 'queued');
+    return { conversation, turns, messages, running };
   }
 
   async rename(user: User, conversationId: string, title: string): Promise<Conversation> {
@@ -93,6 +194,7 @@ export class ConversationsService {
     this.runners.delete(conversationId);
     this.owners.delete(conversationId);
     await runner?.close();
+    this.deps.leases.forget(conversationId);
     await this.deps.sandboxes.removeWorkspace(conversationId);
     await this.deps.store.deleteConversation(conversationId);
   }
@@ -112,9 +214,11 @@ export class ConversationsService {
     const releaseSlot = runner.reserveSlot(user.id);
     this.arriving.set(conversation.id, (this.arriving.get(conversation.id) ?? 0) + 1);
     try {
+      await this.assertStoredQueueRoom(conversation.id);
       const turn = await this.deps.store.createTurn({ id: newId('turn'), conversationId: conversation.id, input: text });
-      await runner.emit({ type: 'turn.queued', turnId: turn.id, text });
-      runner.enqueue(turn.id);
+      // Anyone may queue a message; the lease holder alone runs it.
+      this.deps.bus.publish(await this.deps.store.appendEvent(conversation.id, { type: 'turn.queued', turnId: turn.id, text }));
+      await this.dispatch(conversation.id, runner);
       await this.titleFromFirstMessage(conversation, text);
       return turn;
     } finally {
@@ -122,6 +226,37 @@ export class ConversationsService {
       if (left > 0) this.arriving.set(conversation.id, left);
       else this.arriving.delete(conversation.id);
       releaseSlot();
+    }
+  }
+
+  /**
+   * Runs the conversation's queued turns here when this replica holds (or can claim) its lease; otherwise wakes the
+   * holder, which reads them from the store.
+   */
+  private async dispatch(conversationId: string, runner: ConversationRunner): Promise<void> {
+    const claimed = this.draining ? null : await this.deps.leases.claim(conversationId);
+    if (claimed && this.runners.get(conversationId) === runner) {
+      runner.own(claimed.fence);
+      await runner.refill();
+      return;
+    }
+    if (claimed) await this.deps.leases.release(conversationId);
+    await this.deps.store.notifications.wake(conversationId);
+  }
+
+  /**
+   * The conversation's bound counted in the store, so that it holds whichever replicas the messages were posted to.
+   */
+  private async assertStoredQueueRoom(conversationId: string): Promise<void> {
+    const { perConversation } = this.deps.maxQueued;
+    const waiting = (await this.deps.store.listTurns(conversationId)).filter((turn) => turn.status === 'queued').length;
+    // Arriving counts this message too.
+    if (waiting + (this.arriving.get(conversationId) ?? 1) - 1 >= perConversation) {
+      throw new AppError(
+        'QUEUE_FULL',
+        `${perConversation} messages already wait in this conversation (the limit, AGENTYARD_MAX_QUEUED_PER_CONVERSATION); send more once a turn has ended`,
+        { bound: 'queuedPerConversation', limit: perConversation },
+      );
     }
   }
 
@@ -191,10 +326,26 @@ export class ConversationsService {
     return this.deps.store.listEgress(conversationId, { limit });
   }
 
+  /**
+   * The other replica holding the conversation's lease, with the address it is reached at; null when this replica
+   * holds it, or nobody does. Requests that need the sandbox (a terminal, an interrupt) are forwarded there.
+   */
+  async remoteHolder(conversationId: string): Promise<{ replicaId: string; url: string } | null> {
+    if (this.runners.get(conversationId)?.owned) return null;
+    const lease = await this.deps.store.getLease(conversationId);
+    if (!lease || lease.replicaId === this.deps.presence.id || Date.parse(lease.expiresAt) <= Date.now()) return null;
+    const replica = (await this.deps.store.listReplicas()).find((candidate) => candidate.id === lease.replicaId);
+    return replica?.url ? { replicaId: replica.id, url: replica.url } : null;
+  }
+
   /** Stops the running turn; false when none was running. */
   async interrupt(user: User, conversationId: string): Promise<boolean> {
     await this.get(user, conversationId);
-    return this.runners.get(conversationId)?.interrupt() ?? false;
+    const runner = this.runners.get(conversationId);
+    if (runner?.owned) return runner.interrupt();
+    const turns = await this.deps.store.listTurns(conversationId);
+    if (!turns.some((turn) => turn.status === 'running')) return false;
+    throw new AppError('SANDBOX_UNAVAILABLE', 'the turn runs on another server replica; stopping it from this one is not supported yet, try again');
   }
 
   async events(user: User, conversationId: string, afterSeq: number, limit?: number): Promise<ConversationEvent[]> {
@@ -232,31 +383,66 @@ export class ConversationsService {
    */
   async attachSandbox(user: User, conversationId: string): Promise<SandboxAttachment> {
     await this.get(user, conversationId);
-    return this.runner(conversationId, user.id).attach();
+    const runner = this.runner(conversationId, user.id);
+    if (!runner.owned) {
+      const claimed = this.draining ? null : await this.deps.leases.claim(conversationId);
+      if (!claimed) {
+        throw new AppError('SANDBOX_UNAVAILABLE', 'the conversation’s sandbox runs on another server replica right now; try again once its turn has ended');
+      }
+      runner.own(claimed.fence);
+    }
+    return runner.attach();
+  }
+
+  /**
+   * Shutting down (SIGTERM): no new turn starts here; idle conversations are handed over at once; running turns get
+   * `graceMs` to finish, then are stopped (they end interrupted) and handed over. Queued turns stay in the store,
+   * and the other replicas are woken to run them.
+   */
+  async drain(graceMs: number): Promise<void> {
+    this.draining = true;
+    if (this.janitor) clearInterval(this.janitor);
+    for (const runner of this.runners.values()) runner.stopAfterCurrentTurn();
+    const deadline = Date.now() + graceMs;
+    for (;;) {
+      for (const [conversationId, runner] of [...this.runners]) if (!runner.busy) await this.handOver(conversationId, runner);
+      if (this.runners.size === 0 || Date.now() >= deadline) break;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    if (this.runners.size > 0) this.logger.warn({ conversations: this.runners.size }, 'turns still running at the end of the drain time; stopping them');
+    await Promise.all([...this.runners].map(([conversationId, runner]) => this.handOver(conversationId, runner)));
+  }
+
+  /** Stops the conversation's work here, gives its lease up and wakes the other replicas for its queued turns. */
+  private async handOver(conversationId: string, runner: ConversationRunner): Promise<void> {
+    if (this.runners.get(conversationId) !== runner) return;
+    this.runners.delete(conversationId);
+    this.owners.delete(conversationId);
+    await runner.close();
+    if (!this.deps.leases.fenceOf(conversationId)) return;
+    await this.deps.leases.release(conversationId);
+    await this.deps.store.notifications.wake(conversationId).catch(() => undefined);
   }
 
   async close(): Promise<void> {
-    const runners = [...this.runners.values()];
-    this.runners.clear();
-    this.owners.clear();
-    await Promise.all(runners.map((runner) => runner.close()));
+    this.draining = true;
+    if (this.janitor) clearInterval(this.janitor);
+    await this.deps.store.releaseTask(takeoverTask, this.deps.presence.id).catch(() => undefined);
+    for (const unlisten of this.unlisten.splice(0)) unlisten();
+    this.deps.leases.stop();
+    await Promise.all([...this.runners].map(([conversationId, runner]) => this.handOver(conversationId, runner)));
   }
 
   private runner(conversationId: string, userId: string): ConversationRunner {
     let runner = this.runners.get(conversationId);
     if (!runner) {
-      runner = new ConversationRunner(conversationId, this.deps);
+      const created = new ConversationRunner(conversationId, this.deps);
+      created.onIdle(() => void this.releaseIdle(conversationId, created));
+      runner = created;
       this.runners.set(conversationId, runner);
       this.owners.set(conversationId, userId);
     }
     return runner;
   }
 
-  /** The runner of a conversation with turns left over from a previous process. */
-  private async recoveredRunner(conversationId: string): Promise<ConversationRunner> {
-    const existing = this.runners.get(conversationId);
-    if (existing) return existing;
-    const conversation = await this.deps.store.getConversation(conversationId);
-    return this.runner(conversationId, conversation?.userId ?? '');
-  }
 }

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -69,6 +70,11 @@ const envNames = {
   'events.streamsPerUser': 'AGENTYARD_EVENT_STREAMS_PER_USER',
   'events.streamsPerConversation': 'AGENTYARD_EVENT_STREAMS_PER_CONVERSATION',
   'events.stallSeconds': 'AGENTYARD_EVENT_STREAM_STALL_SECONDS',
+  // Several replicas on one PostgreSQL (docs/decisions/0013-replicas.md).
+  'replica.id': 'AGENTYARD_REPLICA_ID',
+  'replica.url': 'AGENTYARD_REPLICA_URL',
+  'replica.leaseSeconds': 'AGENTYARD_LEASE_SECONDS',
+  'replica.drainSeconds': 'AGENTYARD_DRAIN_SECONDS',
 } as const;
 
 type SettingName = keyof typeof envNames;
@@ -137,6 +143,10 @@ const rawSchema = z.object({
   'limits.queuedPerUser': positiveInt.default(30),
   'limits.terminalsPerUser': positiveInt.default(8),
   'limits.terminalsPerConversation': positiveInt.default(4),
+  'replica.id': z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, dot, dash and underscore, at most 64').optional(),
+  'replica.url': z.string().url().optional(),
+  'replica.leaseSeconds': z.coerce.number().int().min(2).max(600).default(15),
+  'replica.drainSeconds': z.coerce.number().int().min(0).max(3600).default(30),
   'loginThrottle.freeFailures': positiveInt.max(1000).default(5),
   'loginThrottle.maxDelaySeconds': positiveInt.max(24 * 3600).default(900),
   'loginThrottle.accountFailures': positiveInt.max(100_000).default(50),
@@ -301,6 +311,12 @@ export interface Config {
   files: { pageSize: number; maxPageSize: number; archiveMaxDepth: number; archiveMaxEntries: number; archiveMaxBytes: number };
   /** Conversation event streams (SSE): how many may be open at once, and when a client that stopped reading is cut off. */
   events: { streamsPerUser: number; streamsPerConversation: number; stallSeconds: number };
+  /**
+   * This process among the platform's replicas: its id (default: host name and process id), the address other
+   * replicas reach it at (null: derived from where it listens), how long a conversation's lease lasts without renewal,
+   * and how long running turns get to finish on SIGTERM.
+   */
+  replica: { id: string; url: string | null; leaseSeconds: number; drainSeconds: number };
 }
 
 export class ConfigError extends Error {
@@ -454,6 +470,12 @@ export function loadConfig(input: { env: Record<string, string | undefined>; arg
       streamsPerUser: values['events.streamsPerUser'],
       streamsPerConversation: values['events.streamsPerConversation'],
       stallSeconds: values['events.stallSeconds'],
+    },
+    replica: {
+      id: values['replica.id'] ?? `${hostname()}-${process.pid}`,
+      url: values['replica.url']?.replace(/\/+$/, '') ?? null,
+      leaseSeconds: values['replica.leaseSeconds'],
+      drainSeconds: values['replica.drainSeconds'],
     },
   };
 }

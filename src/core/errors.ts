@@ -32,6 +32,12 @@ export const errorStatus = {
   /** The workspace reached its size limit. */
   WORKSPACE_FULL: 507,
   SERVER_RESTARTED: 503,
+  /** The replica running the turn died (or lost its lease); another replica took the conversation over. */
+  REPLICA_LOST: 503,
+  /** A write by a replica that no longer holds the conversation's lease (the store refuses stale fencing tokens). */
+  LEASE_LOST: 409,
+  /** The replica is shutting down and takes no new work; another replica will. */
+  REPLICA_DRAINING: 503,
   /** The database cannot be reached or stays locked right now; the request may be tried again. */
   STORE_UNAVAILABLE: 503,
   TIMEOUT: 504,

@@ -25,10 +25,10 @@ import {
   type ModelCredential,
 } from './proxy-headers.ts';
 import { checkRequestTarget, describePathProblem } from './request-path.ts';
-import { TokenRegistry, type GatewayGrant, type TokenEntry } from './token-registry.ts';
+import { TokenRegistry, type GatewayGrant, type GrantStore, type TokenEntry } from './token-registry.ts';
 import { createUsageMeter, PendingUsage, type PendingRequest } from './usage-meter.ts';
 
-export type { GatewayGrant } from './token-registry.ts';
+export type { GatewayGrant, GrantStore } from './token-registry.ts';
 export type { ModelCredential } from './proxy-headers.ts';
 export type { EgressEvent } from './egress-proxy.ts';
 
@@ -80,6 +80,12 @@ export interface GatewayOptions {
   maxConnections?: number;
   /** A connection that has not sent a whole request head this long after it opened is closed (default 5 s). */
   firstRequestTimeoutMs?: number;
+  /**
+   * Keeps every grant in the store too (by token hash, with this replica's id), so that any replica can resolve a
+   * token this one issued. Default: grants live in this process only. `close` waits at most `storeWaitMs` (default
+   * 5 s) for the store to revoke a grant.
+   */
+  grants?: { store: GrantStore; replicaId: string; storeWaitMs?: number };
   egress?: {
     /** Default: the system resolver. */
     resolve?: EgressResolver;
@@ -98,6 +104,15 @@ export interface GatewayRefusal {
   code: 'QUOTA_EXCEEDED';
   message: string;
   details?: Record<string, unknown>;
+}
+
+/** A live token's grant as `resolve` finds it. */
+export interface ResolvedGrant {
+  /** With the egress domains in force now. */
+  grant: GatewayGrant;
+  /** The replica that issued the token and serves the sandbox's socket. */
+  replicaId: string;
+  turnId: string | null;
 }
 
 export interface GatewayLease {
@@ -122,6 +137,11 @@ export interface Gateway {
   setEgressDomains(token: string, domains: readonly string[]): void;
   /** Replaces the platform credential for requests started from now on. */
   setCredential(credential: ModelCredential | null): void;
+  /**
+   * The grant of a live token, whichever replica issued it (from memory when this one did, else from the store);
+   * null for an unknown or revoked one. What a gateway reachable over the network asks for a token it did not issue.
+   */
+  resolve(token: string): Promise<ResolvedGrant | null>;
   /** Revokes the token at once, drops its connections, closes the socket and removes the file. Idempotent. */
   close(token: string): Promise<void>;
   closeAll(): Promise<void>;
@@ -175,7 +195,7 @@ const connectionRefusals: Record<ConnectionRefusal, { status: string; type: stri
 };
 
 class ModelGateway implements Gateway {
-  private readonly registry = new TokenRegistry();
+  private readonly registry: TokenRegistry;
   /** Model requests whose usage is not recorded yet, by turn. */
   private readonly pendingUsage = new PendingUsage();
   private readonly sockets = new Map<string, OpenSocket>();
@@ -194,6 +214,7 @@ class ModelGateway implements Gateway {
 
   constructor(private readonly options: GatewayOptions) {
     this.logger = (options.logger ?? silentLogger).child({ component: 'gateway' });
+    this.registry = new TokenRegistry({ ...options.grants, logger: this.logger });
     this.maxBodyBytes = options.maxBodyBytes ?? 32 * 1024 * 1024;
     this.maxStreams = options.maxStreamsPerSandbox ?? 8;
     this.stallTimeoutMs = options.stallTimeoutMs ?? 60_000;
@@ -280,7 +301,16 @@ class ModelGateway implements Gateway {
     }
     server.on('error', (error) => this.logger.error({ sandboxId, err: error }, 'gateway socket failed'));
 
-    const token = this.registry.issue(grant);
+    let token: string;
+    try {
+      token = await this.registry.issue(grant);
+    } catch (error) {
+      // The grant could not be stored: no token, and no socket.
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await rm(socketPath, { force: true });
+      throw error;
+    }
     open.token = token;
     this.sockets.set(token, open);
     this.logger.info({ sandboxId, userId: grant.userId, conversationId: grant.conversationId }, 'gateway socket opened');
@@ -303,17 +333,28 @@ class ModelGateway implements Gateway {
     this.credential = credential;
   }
 
+  async resolve(token: string): Promise<ResolvedGrant | null> {
+    const entry = await this.registry.resolve(token);
+    if (!entry) return null;
+    return { grant: { ...entry.grant, egressDomains: [...entry.egressDomains] }, replicaId: entry.replicaId, turnId: entry.turnId };
+  }
+
   async close(token: string): Promise<void> {
-    const entry = this.registry.revoke(token);
+    // The token stops working here at once; its stored grant is revoked while the socket closes.
+    const revoked = this.registry.revoke(token);
     const open = this.sockets.get(token);
     this.sockets.delete(token);
-    if (!open) return;
+    if (!open) {
+      await revoked;
+      return;
+    }
     this.egress.closeSandbox(open.sandboxId);
     const closed = new Promise<void>((resolve) => open.server.close(() => resolve()));
     open.server.closeAllConnections();
     for (const socket of open.connections) socket.destroy();
     await closed;
     await rm(open.socketPath, { force: true });
+    const entry = await revoked;
     this.logger.info({ sandboxId: open.sandboxId, conversationId: entry?.grant.conversationId, refusedConnections: open.refused }, 'gateway socket closed');
   }
 

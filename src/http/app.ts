@@ -9,6 +9,9 @@ import type { ConversationsService } from '../conversations/conversations-servic
 import type { EgressSettings } from '../gateway/egress-settings.ts';
 import type { UserCredentials } from '../gateway/user-credentials.ts';
 import type { QuotasService } from '../usage/quotas-service.ts';
+import type { RateLimitCounter } from './rate-limit.ts';
+import type { DrainSignal } from '../replicas/drain-signal.ts';
+import type { ReplicaDirectory } from '../replicas/replica-directory.ts';
 import type { UsageService } from '../usage/usage-service.ts';
 
 /** Everything the routes use, built once by the composition root. */
@@ -24,6 +27,11 @@ export interface AppServices {
   usage: UsageService;
   credentials: UserCredentials;
   egress: EgressSettings;
+  /** The platform's replicas (admin listing), and this one's shutdown (src/replicas). */
+  replicas: ReplicaDirectory;
+  drainSignal: DrainSignal;
+  /** Where the API's rate limits are counted (src/http/rate-limit.ts); none: in this process's memory. */
+  rateLimits?: RateLimitCounter;
 }
 
 export type App = FastifyInstance<any, any, any, Logger, ZodTypeProvider>;

@@ -45,7 +45,7 @@ export async function buildServer(services: AppServices): Promise<App> {
   describeErrorAnswers(app);
   await app.register(fastifySwagger, swaggerOptions);
   installAuthentication(app, services.accounts);
-  installRateLimits(app, services.config.rateLimits);
+  installRateLimits(app, services.config.rateLimits, services.rateLimits);
   await app.register(fastifyWebsocket, { options: { maxPayload: 1024 * 1024 } });
   // Revoking a credential ends at once the event streams and terminals it opened.
   const liveConnections = new LiveConnections((principal) => services.accounts.stillValid(principal), services.logger.child({ component: 'live-connections' }));
@@ -73,7 +73,7 @@ export async function buildServer(services: AppServices): Promise<App> {
   registerCredentialRoutes(app, services);
   registerEgressRoutes(app, services);
   registerStatusRoutes(app, services);
-  registerTerminalRoutes(app, { terminals, liveConnections });
+  registerTerminalRoutes(app, { terminals, liveConnections, conversations: services.conversations, replicaId: services.config.replica.id });
   registerWebApp(app);
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return app;

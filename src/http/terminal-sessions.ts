@@ -35,6 +35,8 @@ const shellPrompt = '\\[\\e[1;32m\\]agent@agentyard\\[\\e[0m\\]:\\[\\e[1;34m\\]\
 export class TerminalSessions {
   private readonly sessions = new Map<string, TerminalSession>();
   private readonly opening = new Map<string, { userId: string; conversationId: string; session: Promise<TerminalSession> }>();
+  /** Terminals shown here whose shells run on the replica holding the sandbox (src/http/holder-forwarding.ts). */
+  private readonly relayed = new Set<{ key: string; userId: string; conversationId: string }>();
   private readonly graceMs: number;
   private readonly scrollbackBytes: number;
   private readonly maxPerUser: number;
@@ -75,9 +77,26 @@ export class TerminalSessions {
     }
   }
 
-  /** Shells live or starting count against the bounds until they exit. */
+  /**
+   * Counts a terminal relayed to the replica holding the sandbox against this replica's bounds, as a shell here
+   * would count, until `release` (its socket closed). Reopening a session already counted here counts once.
+   */
+  holdRelayed(user: User, conversationId: string, sessionId: string): { release(): void } {
+    if (this.closed) throw new AppError('SANDBOX_UNAVAILABLE', 'the server is shutting down');
+    const key = `${user.id}\0${conversationId}\0${sessionId}`;
+    const counted = this.sessions.has(key) || this.opening.has(key) || [...this.relayed].some((entry) => entry.key === key);
+    if (!counted) this.checkBounds(user.id, conversationId);
+    const entry = { key, userId: user.id, conversationId };
+    this.relayed.add(entry);
+    return { release: () => void this.relayed.delete(entry) };
+  }
+
+  /** Shells live or starting, and relayed terminals, count against the bounds until they end (each session once). */
   private checkBounds(userId: string, conversationId: string): void {
-    const held = [...this.sessions.values(), ...this.opening.values()];
+    const byKey = new Map<string, { userId: string; conversationId: string }>();
+    for (const [key, session] of [...this.sessions, ...this.opening]) byKey.set(key, session);
+    for (const entry of this.relayed) byKey.set(entry.key, entry);
+    const held = [...byKey.values()];
     const ofUser = held.filter((session) => session.userId === userId).length;
     if (ofUser >= this.maxPerUser) {
       throw new AppError('TOO_MANY_TERMINALS', `you have ${ofUser} terminals open, the most one user may (AGENTYARD_TERMINALS_PER_USER); close one first`, {

@@ -16,6 +16,12 @@ export interface WorkspaceDisksOptions {
   sizeMb: number;
   /** Formatted empty images kept ready (default 2), so that a new workspace costs a rename and a mount. */
   spares?: number;
+  /**
+   * Other server processes (replicas) use the same data directory: a disk this process mounted may be in use by
+   * another's sandbox after a takeover, so close() leaves the mounts in place (the next mount of the workspace reuses
+   * them; removing a workspace unmounts it).
+   */
+  shared?: boolean;
   logger?: Logger;
 }
 
@@ -110,10 +116,14 @@ export class WorkspaceDisks {
     await rm(this.image(workspaceId), { force: true });
   }
 
-  /** Unmounts every disk this process mounted (the images, and the spare ones, stay). */
+  /** Unmounts every disk this process mounted (the images, and the spare ones, stay); with `shared`, none. */
   async close(): Promise<void> {
     this.closed = true;
     await this.filling;
+    if (this.options.shared) {
+      this.mounted.clear();
+      return;
+    }
     for (const workspaceId of this.mounted) {
       await execFileAsync('umount', ['-l', this.mountPoint(workspaceId)]).catch(() => undefined);
     }
@@ -138,8 +148,9 @@ export class WorkspaceDisks {
         return;
       }
       const spare = this.spares.pop();
-      if (spare) await rename(spare, image);
-      else await this.format(image);
+      // A spare adopted from a process that is gone may have been taken by another process adopting it too.
+      const renamed = spare ? await rename(spare, image).then(() => true, () => false) : false;
+      if (!renamed) await this.format(image);
       this.fillSpares();
     }
     await execFileAsync('mount', ['-o', 'loop,nosuid,nodev,noatime', image, mountPoint]);
@@ -162,7 +173,8 @@ export class WorkspaceDisks {
     if (this.filling || this.closed) return;
     this.filling = (async () => {
       while (!this.closed && this.spares.length < (this.options.spares ?? 2)) {
-        const name = `${this.options.sizeMb}m-${randomBytes(6).toString('hex')}.ext4`;
+        // The pid tells other processes on the data directory whose spare it is (see adoptSpares).
+        const name = `${process.pid}-${this.options.sizeMb}m-${randomBytes(6).toString('hex')}.ext4`;
         // Named a spare only once complete, so that a crash meanwhile leaves nothing a later run would mount.
         const making = path.join(this.disksDirectory, `.making-${name}`);
         const spare = path.join(this.disksDirectory, `.spare-${name}`);
@@ -175,12 +187,18 @@ export class WorkspaceDisks {
       .finally(() => (this.filling = null));
   }
 
-  /** Spares a previous run left: those of this size are used; others, and any it was still making, deleted. */
+  /**
+   * Spares a previous run left: those of this size are used; others, and any it was still making, deleted. Those of
+   * a process still running (another replica on the same data directory) are its own and left alone.
+   */
   private async adoptSpares(): Promise<void> {
     for (const entry of await readdir(this.disksDirectory).catch(() => [] as string[])) {
-      const match = /^\.(spare|making)-(\d+)m-[0-9a-f]+\.ext4$/.exec(entry);
+      const match = /^\.(spare|making)-(?:(\d+)-)?(\d+)m-[0-9a-f]+\.ext4$/.exec(entry);
       if (!match) continue;
-      if (match[1] === 'spare' && Number(match[2]) === this.options.sizeMb) this.spares.push(path.join(this.disksDirectory, entry));
+      // This process has made none yet (adopting comes first), so one named with its pid is an earlier process's.
+      const maker = match[2] === undefined ? null : Number(match[2]);
+      if (maker !== null && maker !== process.pid && processRunning(maker)) continue;
+      if (match[1] === 'spare' && Number(match[3]) === this.options.sizeMb) this.spares.push(path.join(this.disksDirectory, entry));
       else await rm(path.join(this.disksDirectory, entry), { force: true });
     }
   }
@@ -223,5 +241,15 @@ export class WorkspaceDisks {
 
   private image(workspaceId: string): string {
     return path.join(this.disksDirectory, `${workspaceId}.ext4`);
+  }
+}
+
+/** Whether a process with this pid exists. */
+function processRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== 'ESRCH';
   }
 }

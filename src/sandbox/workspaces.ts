@@ -15,6 +15,8 @@ export interface WorkspacesOptions {
   maxFileBytes?: number;
   /** Size limit of each workspace (with the agent's home), MiB; 0 or unset: none. */
   diskMb?: number;
+  /** Other server processes use the same data directory (replicas): mounts outlive this process (WorkspaceDisks). */
+  shared?: boolean;
   logger: Logger;
 }
 
@@ -30,7 +32,7 @@ export class Workspaces {
   private readonly disks: WorkspaceDisks;
 
   constructor(private readonly options: WorkspacesOptions) {
-    this.disks = createWorkspaceDisks({ dataDir: options.dataDir, sizeMb: options.diskMb ?? 0, logger: options.logger });
+    this.disks = createWorkspaceDisks({ dataDir: options.dataDir, sizeMb: options.diskMb ?? 0, shared: options.shared ?? false, logger: options.logger });
   }
 
   /** Mounts the workspace's disk and creates `workspace/` and `home/`, owned by the sandbox user; the parents stay root-only. */

@@ -19,6 +19,13 @@ export interface Database {
   egress_log: EgressLogTable;
   sandbox_sessions: SandboxSessionsTable;
   platform_settings: PlatformSettingsTable;
+  replicas: ReplicasTable;
+  conversation_leases: ConversationLeasesTable;
+  lease_history: LeaseHistoryTable;
+  gateway_grants: GatewayGrantsTable;
+  replica_tasks: ReplicaTasksTable;
+  usage_totals: UsageTotalsTable;
+  rate_limit_windows: RateLimitWindowsTable;
 }
 
 export interface UsersTable {
@@ -173,10 +180,88 @@ export interface SandboxSessionsTable {
   conversation_id: string;
   started_at: string;
   ended_at: string | null;
+  /** The replica running the sandbox (migration 0007); null for older sessions and single-process servers. */
+  replica_id: string | null;
 }
 
 /** Platform-wide settings (migration 0004); `first-admin` holds the id of the account that became the first admin. */
 export interface PlatformSettingsTable {
   key: string;
   value: string;
+}
+
+/** Server processes as they last reported themselves (migration 0006). */
+export interface ReplicasTable {
+  id: string;
+  version: string;
+  url: string | null;
+  hostname: string;
+  pid: number;
+  started_at: string;
+  heartbeat_at: string;
+  draining: number;
+}
+
+/** A conversation's lease (migration 0006); a released lease keeps its row, with no holder, so its token keeps growing. */
+export interface ConversationLeasesTable {
+  conversation_id: string;
+  /** Null once released. */
+  replica_id: string | null;
+  /** The fencing token: one more at every change of holder. */
+  token: number;
+  expires_at: string;
+  /** The holder before the current one took the lease (null when it was free), copied into lease_history. */
+  previous_replica_id: string | null;
+}
+
+/** One row per token a conversation's lease was given under (migration 0006). */
+export interface LeaseHistoryTable {
+  conversation_id: string;
+  token: number;
+  replica_id: string;
+  previous_replica_id: string | null;
+  claimed_at: string;
+}
+
+/** A sandbox's gateway grant (migration 0008), keyed by the SHA-256 of its token; the token itself is never stored. */
+export interface GatewayGrantsTable {
+  token_hash: string;
+  sandbox_id: string;
+  user_id: string;
+  conversation_id: string;
+  agent_id: string | null;
+  /** The replica that issued it and serves the sandbox's socket. */
+  replica_id: string;
+  /** The turn usage is attributed to; null between turns. */
+  turn_id: string | null;
+  /** JSON array of domain patterns. */
+  egress_domains: string;
+  created_at: string;
+  revoked_at: string | null;
+}
+
+/** Work that one replica at a time does (migration 0008), held like a lease until `expires_at`. */
+export interface ReplicaTasksTable {
+  name: string;
+  replica_id: string;
+  expires_at: string;
+}
+
+/** Token sums per user, UTC day (YYYY-MM-DD) and model (migration 0007), kept with every usage record. */
+export interface UsageTotalsTable {
+  user_id: string;
+  day: string;
+  model: string;
+  requests: number;
+  input_tokens: number;
+  output_tokens: number;
+  cache_creation_input_tokens: number;
+  cache_read_input_tokens: number;
+}
+
+/** One fixed-window rate-limit counter per key (migration 0007); `window_start` in epoch milliseconds. */
+export interface RateLimitWindowsTable {
+  key: string;
+  window_start: number;
+  count: number;
 }

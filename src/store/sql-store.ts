@@ -1,9 +1,27 @@
-import { Kysely, Migrator, sql, type Dialect, type RawBuilder, type Selectable } from 'kysely';
+import { Kysely, Migrator, sql, type Dialect, type RawBuilder, type Selectable, type Transaction } from 'kysely';
 import { nowIso } from '../core/clock.ts';
 import { AppError } from '../core/errors.ts';
 import type { ConversationEvent, EventData } from '../core/events.ts';
 import { silentLogger, type Logger } from '../core/logger.ts';
-import type { AgentPatch, NewApiToken, NewInvite, NewUser, Store, TurnPatch, UsageAggregate, UsageQuery } from '../core/store.ts';
+import type {
+  AgentPatch,
+  ConversationLease,
+  Fence,
+  LeaseChange,
+  NewApiToken,
+  NewGatewayGrant,
+  NewInvite,
+  NewSandboxSession,
+  NewUser,
+  RateLimitCount,
+  ReplicaRecord,
+  Store,
+  StoreNotifications,
+  StoredGatewayGrant,
+  TurnPatch,
+  UsageAggregate,
+  UsageQuery,
+} from '../core/store.ts';
 import type {
   Agent,
   ApiToken,
@@ -23,14 +41,18 @@ import type {
   UserWithPassword,
 } from '../core/types.ts';
 import type {
+  ConversationLeasesTable,
   ConversationsTable,
   Database,
+  GatewayGrantsTable,
   QuotaOverridesTable,
+  ReplicasTable,
   TurnsTable,
   UserCredentialsTable,
   UsersTable,
 } from './database.ts';
 import { migrationProvider } from './migrations/index.ts';
+import { LocalNotifications, type NotificationBackend } from './notifications.ts';
 import {
   fromAgent,
   fromAgentPatch,
@@ -64,6 +86,8 @@ export interface SqlStoreOptions {
   /** Recognizes a constraint violation in the driver's error, or answers null. */
   classifyError: (error: unknown) => ConstraintViolation | null;
   logger?: Logger;
+  /** Builds the notifications over the store's own Kysely; default: within this process only. */
+  notifications?: (db: Kysely<Database>) => NotificationBackend;
 }
 
 interface ErrorMessages {
@@ -95,6 +119,39 @@ function toQuotaOverride(row: Selectable<QuotaOverridesTable>): QuotaOverride {
   return { userId: row.user_id, limits: JSON.parse(row.limits) as Partial<QuotaLimits>, updatedAt: row.updated_at };
 }
 
+function toReplica(row: Selectable<ReplicasTable>): ReplicaRecord {
+  return {
+    id: row.id,
+    version: row.version,
+    url: row.url,
+    hostname: row.hostname,
+    pid: Number(row.pid),
+    startedAt: row.started_at,
+    heartbeatAt: row.heartbeat_at,
+    draining: row.draining !== 0,
+  };
+}
+
+/** Only for rows with a holder: a released lease (replica_id null) is no lease. */
+function toLease(row: Pick<Selectable<ConversationLeasesTable>, 'conversation_id' | 'replica_id' | 'token' | 'expires_at'>): ConversationLease {
+  return { conversationId: row.conversation_id, replicaId: row.replica_id ?? '', token: Number(row.token), expiresAt: row.expires_at };
+}
+
+function toGatewayGrant(row: Selectable<GatewayGrantsTable>): StoredGatewayGrant {
+  return {
+    tokenHash: row.token_hash,
+    sandboxId: row.sandbox_id,
+    userId: row.user_id,
+    conversationId: row.conversation_id,
+    agentId: row.agent_id,
+    replicaId: row.replica_id,
+    turnId: row.turn_id,
+    egressDomains: JSON.parse(row.egress_domains) as string[],
+    createdAt: row.created_at,
+    revokedAt: row.revoked_at,
+  };
+}
+
 function toStoredCredential(row: Selectable<UserCredentialsTable>): StoredCredential {
   return { userId: row.user_id, kind: row.kind, ciphertext: row.ciphertext, createdAt: row.created_at, updatedAt: row.updated_at };
 }
@@ -105,12 +162,23 @@ export class SqlStore implements Store {
   readonly #db: Kysely<Database>;
   readonly #classifyError: SqlStoreOptions['classifyError'];
   readonly #logger: Logger;
+  readonly #notifications: NotificationBackend;
+  readonly notifications: StoreNotifications;
 
   constructor(options: SqlStoreOptions) {
     this.kind = options.kind;
     this.#db = new Kysely<Database>({ dialect: options.dialect });
     this.#classifyError = options.classifyError;
     this.#logger = options.logger ?? silentLogger;
+    const backend = options.notifications?.(this.#db) ?? new LocalNotifications(this.#logger);
+    this.#notifications = backend;
+    // Only the public part, with wake's driver errors wrapped like every other operation's.
+    this.notifications = {
+      onEventAppended: (listener) => backend.onEventAppended(listener),
+      onWake: (listener) => backend.onWake(listener),
+      onGap: (listener) => backend.onGap(listener),
+      wake: (conversationId) => this.#run('wake', () => backend.wake(conversationId)),
+    };
   }
 
   async migrate(): Promise<void> {
@@ -133,7 +201,10 @@ export class SqlStore implements Store {
   }
 
   close(): Promise<void> {
-    return this.#run('close', () => this.#db.destroy());
+    return this.#run('close', async () => {
+      await this.#notifications.close();
+      await this.#db.destroy();
+    });
   }
 
   // Users
@@ -557,6 +628,8 @@ export class SqlStore implements Store {
       this.#db.transaction().execute(async (transaction) => {
         await transaction.deleteFrom('events').where('conversation_id', '=', id).execute();
         await transaction.deleteFrom('turns').where('conversation_id', '=', id).execute();
+        await transaction.deleteFrom('conversation_leases').where('conversation_id', '=', id).execute();
+        await transaction.deleteFrom('lease_history').where('conversation_id', '=', id).execute();
         const result = await transaction.deleteFrom('conversations').where('id', '=', id).executeTakeFirst();
         return result.numDeletedRows > 0n;
       }),
@@ -641,15 +714,10 @@ export class SqlStore implements Store {
     });
   }
 
-  updateTurn(id: string, patch: TurnPatch): Promise<Turn | null> {
+  updateTurn(id: string, patch: TurnPatch, fence?: Fence): Promise<Turn | null> {
+    if (fence !== undefined) return this.#run('updateTurn', () => this.#updateFencedTurn(id, patch, fence));
     return this.#run('updateTurn', async () => {
-      const columns: Partial<TurnsTable> = {};
-      if (patch.status !== undefined) columns.status = patch.status;
-      if (patch.startedAt !== undefined) columns.started_at = patch.startedAt;
-      if (patch.endedAt !== undefined) columns.ended_at = patch.endedAt;
-      if (patch.usage !== undefined) columns.usage = patch.usage === null ? null : JSON.stringify(patch.usage);
-      if (patch.costUsd !== undefined) columns.cost_usd = patch.costUsd;
-      if (patch.error !== undefined) columns.error = patch.error;
+      const columns = turnColumns(patch);
       if (Object.keys(columns).length === 0) return this.getTurn(id);
       const row = await this.#db
         .updateTable('turns')
@@ -661,11 +729,26 @@ export class SqlStore implements Store {
     });
   }
 
+  #updateFencedTurn(id: string, patch: TurnPatch, fence: Fence): Promise<Turn | null> {
+    return this.#db.transaction().execute(async (transaction) => {
+      const turn = await transaction.selectFrom('turns').select('conversation_id').where('id', '=', id).executeTakeFirst();
+      if (turn === undefined) return null;
+      await this.#checkFence(transaction, turn.conversation_id, fence);
+      const columns = turnColumns(patch);
+      const row =
+        Object.keys(columns).length === 0
+          ? await transaction.selectFrom('turns').selectAll().where('id', '=', id).executeTakeFirst()
+          : await transaction.updateTable('turns').set(columns).where('id', '=', id).returningAll().executeTakeFirst();
+      return row === undefined ? null : toTurn(row);
+    });
+  }
+
   // Events
 
-  appendEvent(conversationId: string, data: EventData): Promise<ConversationEvent> {
-    return this.#run('appendEvent', () =>
+  async appendEvent(conversationId: string, data: EventData, fence?: Fence): Promise<ConversationEvent> {
+    const event = await this.#run('appendEvent', () =>
       this.#db.transaction().execute(async (transaction) => {
+        if (fence !== undefined) await this.#checkFence(transaction, conversationId, fence);
         const now = nowIso();
         // The UPDATE takes the row lock, so concurrent appends are numbered one after another.
         const conversation = await transaction
@@ -687,9 +770,33 @@ export class SqlStore implements Store {
           })
           .returningAll()
           .executeTakeFirstOrThrow();
+        await this.#notifications.eventAppending(transaction, conversationId, row.seq);
         return toEvent(row);
       }),
     );
+    this.#notifications.eventAppended(event.conversationId, event.seq);
+    return event;
+  }
+
+  /**
+   * Throws LEASE_LOST unless the conversation's lease is the fence's (same holder, same token). On PostgreSQL the row
+   * is share-locked until the transaction ends, so a takeover waits for this write instead of slipping in before it
+   * commits; SQLite runs one writer at a time anyway.
+   */
+  async #checkFence(transaction: Transaction<Database>, conversationId: string, fence: Fence): Promise<void> {
+    const lease = await transaction
+      .selectFrom('conversation_leases')
+      .select(['replica_id', 'token'])
+      .where('conversation_id', '=', conversationId)
+      .$if(this.kind === 'postgres', (query) => query.forShare())
+      .executeTakeFirst();
+    if (lease === undefined || lease.replica_id !== fence.replicaId || Number(lease.token) !== fence.token) {
+      throw new AppError('LEASE_LOST', 'this replica no longer holds the conversation', {
+        conversationId,
+        replicaId: fence.replicaId,
+        token: fence.token,
+      });
+    }
   }
 
   listEvents(conversationId: string, options: { afterSeq?: number; limit?: number } = {}): Promise<ConversationEvent[]> {
@@ -711,10 +818,13 @@ export class SqlStore implements Store {
   recordUsage(record: UsageRecord): Promise<void> {
     return this.#run(
       'recordUsage',
-      async () => {
-        await this.#db.insertInto('usage_records').values(fromUsageRecord(record)).execute();
-      },
-      { unique: 'a usage record with this id already exists' },
+      () =>
+        this.#db.transaction().execute(async (transaction) => {
+          await transaction.insertInto('usage_records').values(fromUsageRecord(record)).execute();
+          // The day's totals grow in the same transaction: a quota check never sees the record without them.
+          await addToUsageTotals(transaction, record);
+        }),
+      { unique: 'a usage record with this id already exists', foreignKey: 'the user does not exist' },
     );
   }
 
@@ -926,6 +1036,341 @@ export class SqlStore implements Store {
     });
   }
 
+  // Shared limits (docs/decisions/0014-shared-limits.md)
+
+  usageTotals(userId: string, fromDay: string): Promise<UsageAggregate[]> {
+    return this.#run('usageTotals', async () => {
+      const rows = await this.#db
+        .selectFrom('usage_totals')
+        .selectAll()
+        .where('user_id', '=', userId)
+        .where('day', '>=', fromDay)
+        .orderBy('day')
+        .orderBy('model')
+        .execute();
+      return rows.map((row) => ({
+        day: row.day,
+        model: row.model,
+        requests: Number(row.requests),
+        usage: {
+          inputTokens: Number(row.input_tokens),
+          outputTokens: Number(row.output_tokens),
+          cacheCreationInputTokens: Number(row.cache_creation_input_tokens),
+          cacheReadInputTokens: Number(row.cache_read_input_tokens),
+        },
+      }));
+    });
+  }
+
+  startSandboxSessionWithin(session: NewSandboxSession, limit: number | null): Promise<{ started: boolean; open: number }> {
+    return this.#run(
+      'startSandboxSessionWithin',
+      () =>
+        this.#db.transaction().execute(async (transaction) => {
+          // Starts for one user are counted one at a time: on PostgreSQL each waits here for the user's row, which the
+          // one before holds until it commits (no key update, so the foreign-key checks of other tables go on). SQLite
+          // runs one transaction at a time anyway.
+          if (this.kind === 'postgres') {
+            const user = await transaction.selectFrom('users').select('id').where('id', '=', session.userId).forNoKeyUpdate().executeTakeFirst();
+            if (user === undefined) throw new AppError('CONFLICT', 'the user does not exist', { backend: this.kind, operation: 'startSandboxSessionWithin' });
+          }
+          const row = await transaction
+            .selectFrom('sandbox_sessions')
+            .select((eb) => eb.fn.countAll<number | string>().as('count'))
+            .where('user_id', '=', session.userId)
+            .where('ended_at', 'is', null)
+            .executeTakeFirstOrThrow();
+          const open = Number(row.count);
+          if (limit !== null && open >= limit) return { started: false, open };
+          await transaction
+            .insertInto('sandbox_sessions')
+            .values({
+              id: session.id,
+              user_id: session.userId,
+              conversation_id: session.conversationId,
+              started_at: session.startedAt,
+              ended_at: null,
+              replica_id: session.replicaId,
+            })
+            .execute();
+          return { started: true, open };
+        }),
+      { unique: 'a sandbox session with this id already exists', foreignKey: 'the user does not exist' },
+    );
+  }
+
+  endSandboxSessionsOfReplica(replicaId: string, endedAt: string): Promise<number> {
+    return this.#run('endSandboxSessionsOfReplica', async () => {
+      const result = await this.#db
+        .updateTable('sandbox_sessions')
+        .set({ ended_at: endedAt })
+        .where('ended_at', 'is', null)
+        .where('replica_id', '=', replicaId)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows);
+    });
+  }
+
+  endSandboxSessionsOfStoppedReplicas(heartbeatBefore: string, now: string): Promise<number> {
+    return this.#run('endSandboxSessionsOfStoppedReplicas', async () => {
+      // A session ends when its replica was last heard of, never before it started.
+      const lastHeard = sql<string>`coalesce((
+        select case when replicas.heartbeat_at > sandbox_sessions.started_at then replicas.heartbeat_at else sandbox_sessions.started_at end
+        from replicas where replicas.id = sandbox_sessions.replica_id
+      ), ${now})`;
+      const result = await this.#db
+        .updateTable('sandbox_sessions')
+        .set({ ended_at: lastHeard })
+        .where('ended_at', 'is', null)
+        .where('replica_id', 'is not', null)
+        .where((eb) =>
+          eb.not(
+            eb.exists(
+              eb
+                .selectFrom('replicas')
+                .select('replicas.id')
+                .whereRef('replicas.id', '=', 'sandbox_sessions.replica_id')
+                .where('replicas.heartbeat_at', '>=', heartbeatBefore),
+            ),
+          ),
+        )
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows);
+    });
+  }
+
+  hitRateLimit(key: string, windowMs: number, now: number): Promise<RateLimitCount> {
+    return this.#run('hitRateLimit', async () => {
+      // One statement: the insert (first request) or the update of the row under its lock, so concurrent requests on
+      // any replica are counted one after another. Both SET expressions read the row as it was before.
+      const over = sql<boolean>`rate_limit_windows.window_start <= ${now - windowMs}`;
+      const row = await this.#db
+        .insertInto('rate_limit_windows')
+        .values({ key, window_start: now, count: 1 })
+        .onConflict((conflict) =>
+          conflict.column('key').doUpdateSet({
+            count: sql<number>`case when ${over} then 1 else rate_limit_windows.count + 1 end`,
+            window_start: sql<number>`case when ${over} then ${now} else rate_limit_windows.window_start end`,
+          }),
+        )
+        .returning(['window_start', 'count'])
+        .executeTakeFirstOrThrow();
+      return { windowStart: Number(row.window_start), count: Number(row.count) };
+    });
+  }
+
+  deleteRateLimitWindows(startedBefore: number): Promise<number> {
+    return this.#run('deleteRateLimitWindows', async () => {
+      const result = await this.#db.deleteFrom('rate_limit_windows').where('window_start', '<', startedBefore).executeTakeFirst();
+      return Number(result.numDeletedRows);
+    });
+  }
+
+  // Replicas
+
+  registerReplica(replica: Omit<ReplicaRecord, 'heartbeatAt' | 'draining'>): Promise<void> {
+    return this.#run('registerReplica', async () => {
+      const row = {
+        id: replica.id,
+        version: replica.version,
+        url: replica.url,
+        hostname: replica.hostname,
+        pid: replica.pid,
+        started_at: replica.startedAt,
+        heartbeat_at: replica.startedAt,
+        draining: 0,
+      };
+      const { id: _id, ...changes } = row;
+      await this.#db
+        .insertInto('replicas')
+        .values(row)
+        .onConflict((conflict) => conflict.column('id').doUpdateSet(changes))
+        .execute();
+    });
+  }
+
+  heartbeatReplica(id: string, heartbeatAt: string, draining: boolean): Promise<boolean> {
+    return this.#run('heartbeatReplica', async () => {
+      const result = await this.#db
+        .updateTable('replicas')
+        .set({ heartbeat_at: heartbeatAt, draining: draining ? 1 : 0 })
+        .where('id', '=', id)
+        .executeTakeFirst();
+      return result.numUpdatedRows > 0n;
+    });
+  }
+
+  listReplicas(): Promise<ReplicaRecord[]> {
+    return this.#run('listReplicas', async () => {
+      const rows = await this.#db.selectFrom('replicas').selectAll().orderBy('started_at').orderBy('id').execute();
+      return rows.map(toReplica);
+    });
+  }
+
+  deleteReplica(id: string): Promise<void> {
+    return this.#run('deleteReplica', async () => {
+      await this.#db.deleteFrom('replicas').where('id', '=', id).execute();
+    });
+  }
+
+  // Conversation leases
+
+  claimLease(conversationId: string, replicaId: string, now: string, expiresAt: string): Promise<ConversationLease | null> {
+    return this.#run('claimLease', () =>
+      this.#db.transaction().execute(async (transaction) => {
+        // One statement decides, so concurrent claims cannot both win: the insert (no row yet) or the update of the
+        // row (under its lock, re-checked against the latest version) happens for one claim only. The others find
+        // a holder whose lease runs and get no row back. SET expressions all read the row as it was before.
+        const sameHolder = sql<boolean>`conversation_leases.replica_id = excluded.replica_id`;
+        const lease = await transaction
+          .insertInto('conversation_leases')
+          .values({ conversation_id: conversationId, replica_id: replicaId, token: 1, expires_at: expiresAt, previous_replica_id: null })
+          .onConflict((conflict) =>
+            conflict
+              .column('conversation_id')
+              .doUpdateSet({
+                token: sql<number>`case when ${sameHolder} then conversation_leases.token else conversation_leases.token + 1 end`,
+                previous_replica_id: sql<string | null>`case when ${sameHolder} then conversation_leases.previous_replica_id else conversation_leases.replica_id end`,
+                replica_id: replicaId,
+                expires_at: expiresAt,
+              })
+              .where((eb) =>
+                eb.or([
+                  eb('conversation_leases.replica_id', 'is', null),
+                  eb('conversation_leases.replica_id', '=', replicaId),
+                  eb('conversation_leases.expires_at', '<=', now),
+                ]),
+              ),
+          )
+          .returningAll()
+          .executeTakeFirst()
+          .catch((error: unknown) => {
+            if (this.#classifyError(error) === 'foreign_key') throw new AppError('NOT_FOUND', 'conversation not found');
+            throw error;
+          });
+        if (lease === undefined) return null;
+        // A renewal leaves the token as it was, whose history row exists already; a new token gets its row.
+        await transaction
+          .insertInto('lease_history')
+          .values({
+            conversation_id: conversationId,
+            token: lease.token,
+            replica_id: replicaId,
+            previous_replica_id: lease.previous_replica_id,
+            claimed_at: now,
+          })
+          .onConflict((conflict) => conflict.columns(['conversation_id', 'token']).doNothing())
+          .execute();
+        return toLease(lease);
+      }),
+    );
+  }
+
+  renewLeases(replicaId: string, expiresAt: string): Promise<ConversationLease[]> {
+    return this.#run('renewLeases', async () => {
+      const rows = await this.#db
+        .updateTable('conversation_leases')
+        .set({ expires_at: expiresAt })
+        .where('replica_id', '=', replicaId)
+        .returningAll()
+        .execute();
+      return rows.map(toLease).sort((a, b) => (a.conversationId < b.conversationId ? -1 : a.conversationId > b.conversationId ? 1 : 0));
+    });
+  }
+
+  releaseLease(fence: Fence & { conversationId: string }): Promise<boolean> {
+    return this.#run('releaseLease', async () => {
+      // The row stays, with no holder, so that the next holder's token is still one more than this one.
+      const result = await this.#db
+        .updateTable('conversation_leases')
+        .set({ replica_id: null })
+        .where('conversation_id', '=', fence.conversationId)
+        .where('replica_id', '=', fence.replicaId)
+        .where('token', '=', fence.token)
+        .executeTakeFirst();
+      return result.numUpdatedRows > 0n;
+    });
+  }
+
+  getLease(conversationId: string): Promise<ConversationLease | null> {
+    return this.#run('getLease', async () => {
+      const row = await this.#db
+        .selectFrom('conversation_leases')
+        .selectAll()
+        .where('conversation_id', '=', conversationId)
+        .where('replica_id', 'is not', null)
+        .executeTakeFirst();
+      return row === undefined ? null : toLease(row);
+    });
+  }
+
+  countLeasesByReplica(): Promise<Record<string, number>> {
+    return this.#run('countLeasesByReplica', async () => {
+      // Expired leases count too: until another replica takes one over, its holder may still be running the turn.
+      const rows = await this.#db
+        .selectFrom('conversation_leases')
+        .select((eb) => ['replica_id', eb.fn.countAll<number | string>().as('count')])
+        .where('replica_id', 'is not', null)
+        .groupBy('replica_id')
+        .execute();
+      return Object.fromEntries(rows.map((row) => [row.replica_id ?? '', Number(row.count)]));
+    });
+  }
+
+  listExpiredLeases(now: string): Promise<ConversationLease[]> {
+    return this.#run('listExpiredLeases', async () => {
+      const rows = await this.#db
+        .selectFrom('conversation_leases')
+        .selectAll()
+        .where('replica_id', 'is not', null)
+        .where('expires_at', '<=', now)
+        .orderBy('expires_at')
+        .orderBy('conversation_id')
+        .execute();
+      return rows.map(toLease);
+    });
+  }
+
+  listUnownedQueuedConversations(now: string): Promise<string[]> {
+    return this.#run('listUnownedQueuedConversations', async () => {
+      const rows = await this.#db
+        .selectFrom('turns')
+        .leftJoin('conversation_leases', 'conversation_leases.conversation_id', 'turns.conversation_id')
+        .select('turns.conversation_id')
+        .where('turns.status', '=', 'queued')
+        .where((eb) =>
+          eb.or([
+            eb('conversation_leases.replica_id', 'is', null),
+            eb('conversation_leases.expires_at', '<=', now),
+          ]),
+        )
+        .groupBy('turns.conversation_id')
+        // The conversation waiting longest first.
+        .orderBy((eb) => eb.fn.min('turns.created_at'))
+        .orderBy('turns.conversation_id')
+        .execute();
+      return rows.map((row) => row.conversation_id);
+    });
+  }
+
+  listLeaseHistory(conversationId: string): Promise<LeaseChange[]> {
+    return this.#run('listLeaseHistory', async () => {
+      const rows = await this.#db
+        .selectFrom('lease_history')
+        .selectAll()
+        .where('conversation_id', '=', conversationId)
+        .orderBy('token')
+        .execute();
+      return rows.map((row) => ({
+        conversationId: row.conversation_id,
+        token: Number(row.token),
+        replicaId: row.replica_id,
+        previousReplicaId: row.previous_replica_id,
+        claimedAt: row.claimed_at,
+      }));
+    });
+  }
+
   // Platform settings
 
   getSetting(key: string): Promise<string | null> {
@@ -948,6 +1393,130 @@ export class SqlStore implements Store {
   deleteSetting(key: string): Promise<boolean> {
     return this.#run('deleteSetting', async () => {
       const result = await this.#db.deleteFrom('platform_settings').where('key', '=', key).executeTakeFirst();
+      return result.numDeletedRows > 0n;
+    });
+  }
+
+  // Gateway grants and replica tasks
+
+  createGatewayGrant(grant: NewGatewayGrant): Promise<StoredGatewayGrant> {
+    return this.#run(
+      'createGatewayGrant',
+      async () => {
+        const row = await this.#db
+          .insertInto('gateway_grants')
+          .values({
+            token_hash: grant.tokenHash,
+            sandbox_id: grant.sandboxId,
+            user_id: grant.userId,
+            conversation_id: grant.conversationId,
+            agent_id: grant.agentId,
+            replica_id: grant.replicaId,
+            turn_id: null,
+            egress_domains: JSON.stringify(grant.egressDomains),
+            created_at: grant.createdAt,
+            revoked_at: null,
+          })
+          .returningAll()
+          .executeTakeFirstOrThrow();
+        return toGatewayGrant(row);
+      },
+      { unique: 'a gateway grant with this token hash already exists', foreignKey: 'the conversation does not exist' },
+    );
+  }
+
+  getGatewayGrant(tokenHash: string): Promise<StoredGatewayGrant | null> {
+    return this.#run('getGatewayGrant', async () => {
+      const row = await this.#db.selectFrom('gateway_grants').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
+      return row === undefined ? null : toGatewayGrant(row);
+    });
+  }
+
+  updateGatewayGrant(tokenHash: string, patch: { turnId?: string | null; egressDomains?: readonly string[] }): Promise<boolean> {
+    return this.#run('updateGatewayGrant', async () => {
+      const columns: Partial<GatewayGrantsTable> = {};
+      if (patch.turnId !== undefined) columns.turn_id = patch.turnId;
+      if (patch.egressDomains !== undefined) columns.egress_domains = JSON.stringify(patch.egressDomains);
+      // An empty patch still answers whether the grant is live.
+      if (Object.keys(columns).length === 0) {
+        const row = await this.#db
+          .selectFrom('gateway_grants')
+          .select('token_hash')
+          .where('token_hash', '=', tokenHash)
+          .where('revoked_at', 'is', null)
+          .executeTakeFirst();
+        return row !== undefined;
+      }
+      const result = await this.#db
+        .updateTable('gateway_grants')
+        .set(columns)
+        .where('token_hash', '=', tokenHash)
+        .where('revoked_at', 'is', null)
+        .executeTakeFirst();
+      return result.numUpdatedRows > 0n;
+    });
+  }
+
+  revokeGatewayGrant(tokenHash: string, now: string): Promise<boolean> {
+    return this.#run('revokeGatewayGrant', async () => {
+      const result = await this.#db
+        .updateTable('gateway_grants')
+        .set({ revoked_at: now })
+        .where('token_hash', '=', tokenHash)
+        .where('revoked_at', 'is', null)
+        .executeTakeFirst();
+      return result.numUpdatedRows > 0n;
+    });
+  }
+
+  deleteStaleGatewayGrants(options: { replicaSeenBefore: string; revokedBefore: string }): Promise<number> {
+    return this.#run('deleteStaleGatewayGrants', async () => {
+      const result = await this.#db
+        .deleteFrom('gateway_grants')
+        .where((eb) =>
+          eb.or([
+            eb.and([eb('revoked_at', 'is not', null), eb('revoked_at', '<', options.revokedBefore)]),
+            // Nobody serves the sandbox's socket any more: its replica is gone, has not been heard from, or started
+            // after the grant was issued (an earlier process under the same id issued it).
+            eb.not(
+              eb.exists(
+                eb
+                  .selectFrom('replicas')
+                  .select('replicas.id')
+                  .whereRef('replicas.id', '=', 'gateway_grants.replica_id')
+                  .where('replicas.heartbeat_at', '>=', options.replicaSeenBefore)
+                  .whereRef('replicas.started_at', '<=', 'gateway_grants.created_at'),
+              ),
+            ),
+          ]),
+        )
+        .executeTakeFirst();
+      return Number(result.numDeletedRows);
+    });
+  }
+
+  claimTask(name: string, replicaId: string, now: string, expiresAt: string): Promise<boolean> {
+    return this.#run('claimTask', async () => {
+      // One statement decides, as in claimLease: the insert, or the update of a row that is expired or already the
+      // claimant's (re-checked under the row's lock on PostgreSQL), happens for one claimant only.
+      const row = await this.#db
+        .insertInto('replica_tasks')
+        .values({ name, replica_id: replicaId, expires_at: expiresAt })
+        .onConflict((conflict) =>
+          conflict
+            .column('name')
+            .doUpdateSet({ replica_id: replicaId, expires_at: expiresAt })
+            .where((eb) => eb.or([eb('replica_tasks.replica_id', '=', replicaId), eb('replica_tasks.expires_at', '<=', now)])),
+        )
+        .returning('name')
+        .executeTakeFirst();
+      return row !== undefined;
+    });
+  }
+
+  releaseTask(name: string, replicaId: string): Promise<boolean> {
+    return this.#run('releaseTask', async () => {
+      const result = await this.#db.deleteFrom('replica_tasks').where('name', '=', name).where('replica_id', '=', replicaId).executeTakeFirst();
       return result.numDeletedRows > 0n;
     });
   }
@@ -984,6 +1553,45 @@ export class SqlStore implements Store {
         return new AppError('INTERNAL', `${this.kind} store: ${operation} failed`, details, { cause: error });
     }
   }
+}
+
+/** Adds a usage record to its user's totals for its UTC day and model (table usage_totals). */
+async function addToUsageTotals(transaction: Transaction<Database>, record: UsageRecord): Promise<void> {
+  const { usage } = record;
+  await transaction
+    .insertInto('usage_totals')
+    .values({
+      user_id: record.userId,
+      day: record.createdAt.slice(0, 10),
+      model: record.model,
+      requests: 1,
+      input_tokens: usage.inputTokens,
+      output_tokens: usage.outputTokens,
+      cache_creation_input_tokens: usage.cacheCreationInputTokens,
+      cache_read_input_tokens: usage.cacheReadInputTokens,
+    })
+    .onConflict((conflict) =>
+      conflict.columns(['user_id', 'day', 'model']).doUpdateSet((eb) => ({
+        requests: eb('usage_totals.requests', '+', 1),
+        input_tokens: eb('usage_totals.input_tokens', '+', eb.ref('excluded.input_tokens')),
+        output_tokens: eb('usage_totals.output_tokens', '+', eb.ref('excluded.output_tokens')),
+        cache_creation_input_tokens: eb('usage_totals.cache_creation_input_tokens', '+', eb.ref('excluded.cache_creation_input_tokens')),
+        cache_read_input_tokens: eb('usage_totals.cache_read_input_tokens', '+', eb.ref('excluded.cache_read_input_tokens')),
+      })),
+    )
+    .execute();
+}
+
+/** The columns a turn patch sets. */
+function turnColumns(patch: TurnPatch): Partial<TurnsTable> {
+  const columns: Partial<TurnsTable> = {};
+  if (patch.status !== undefined) columns.status = patch.status;
+  if (patch.startedAt !== undefined) columns.started_at = patch.startedAt;
+  if (patch.endedAt !== undefined) columns.ended_at = patch.endedAt;
+  if (patch.usage !== undefined) columns.usage = patch.usage === null ? null : JSON.stringify(patch.usage);
+  if (patch.costUsd !== undefined) columns.cost_usd = patch.costUsd;
+  if (patch.error !== undefined) columns.error = patch.error;
+  return columns;
 }
 
 /** The row of a new, enabled user. */

@@ -2,14 +2,22 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AppError } from '../core/errors.ts';
 import type { EventData } from '../core/events.ts';
 import { newId } from '../core/ids.ts';
-import type { Store } from '../core/store.ts';
+import type { NewGatewayGrant, Store } from '../core/store.ts';
 import type { Agent, EgressRecord, TokenUsage, UsageRecord, User } from '../core/types.ts';
+
+export interface StoreContractOptions {
+  /**
+   * Opens another store on the test's database, as a second replica would (not emptied, not closed by the suite).
+   * Without it, the suite's store plays every replica: SQLite runs one.
+   */
+  openPeer?: () => Promise<Store>;
+}
 
 /**
  * The behaviour every Store implementation must show. `makeStore` returns a store on an empty
  * database (migrated or not); the suite migrates it and closes it after each test.
  */
-export function describeStoreContract(name: string, makeStore: () => Promise<Store>): void {
+export function describeStoreContract(name: string, makeStore: () => Promise<Store>, options: StoreContractOptions = {}): void {
   describe(`${name} store contract`, () => {
     let store: Store;
 
@@ -796,6 +804,170 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
       });
     });
 
+    describe('shared limits', () => {
+      /** Another store on the same database, as a second replica would open (the suite's own store without a peer). */
+      const openPeer = async (): Promise<Store> => (options.openPeer ? options.openPeer() : store);
+      const closePeer = async (peer: Store): Promise<void> => {
+        if (peer !== store) await peer.close();
+      };
+      const usageRecord = (userId: string, model: string, createdAt: string, inputTokens: number): UsageRecord => ({
+        id: newId('use'),
+        userId,
+        conversationId: 'conv_1',
+        turnId: null,
+        agentId: null,
+        model,
+        usage: { inputTokens, outputTokens: 2, cacheCreationInputTokens: 3, cacheReadInputTokens: 4 },
+        createdAt,
+      });
+
+      it('keeps token totals per UTC day and model with every usage record, from a given day on', async () => {
+        const alice = await createUser();
+        const bob = await createUser();
+        await store.recordUsage(usageRecord(alice.id, 'claude-a', '2025-05-31T23:59:59.999Z', 1000));
+        await store.recordUsage(usageRecord(alice.id, 'claude-a', '2025-06-01T00:00:00.000Z', 10));
+        await store.recordUsage(usageRecord(alice.id, 'claude-a', '2025-06-01T23:00:00.000Z', 20));
+        await store.recordUsage(usageRecord(alice.id, 'claude-b', '2025-06-01T12:00:00.000Z', 5));
+        await store.recordUsage(usageRecord(alice.id, 'claude-a', '2025-06-02T08:00:00.000Z', 7));
+        await store.recordUsage(usageRecord(bob.id, 'claude-a', '2025-06-01T12:00:00.000Z', 99));
+
+        expect(await store.usageTotals(alice.id, '2025-06-01')).toEqual([
+          { day: '2025-06-01', model: 'claude-a', requests: 2, usage: { inputTokens: 30, outputTokens: 4, cacheCreationInputTokens: 6, cacheReadInputTokens: 8 } },
+          { day: '2025-06-01', model: 'claude-b', requests: 1, usage: { inputTokens: 5, outputTokens: 2, cacheCreationInputTokens: 3, cacheReadInputTokens: 4 } },
+          { day: '2025-06-02', model: 'claude-a', requests: 1, usage: { inputTokens: 7, outputTokens: 2, cacheCreationInputTokens: 3, cacheReadInputTokens: 4 } },
+        ]);
+        // The same sums as the records themselves.
+        const fromRecords = await store.aggregateUsage({ userId: alice.id, from: '2025-06-01T00:00:00.000Z', groupBy: ['day', 'model'] });
+        expect(await store.usageTotals(alice.id, '2025-06-01')).toEqual(fromRecords);
+        expect(await store.usageTotals('usr_nobody', '2025-01-01')).toEqual([]);
+      });
+
+      it('adds nothing to the totals for a usage record refused as a duplicate', async () => {
+        const user = await createUser();
+        const record = usageRecord(user.id, 'claude-a', now, 10);
+        await store.recordUsage(record);
+        await expectAppError(store.recordUsage(record), 'CONFLICT');
+        expect((await store.usageTotals(user.id, '2025-06-01')).map((total) => [total.requests, total.usage.inputTokens])).toEqual([[1, 10]]);
+      });
+
+      it('counts 40 concurrent usage records from two stores (replicas) into the totals, each once', async () => {
+        const user = await createUser();
+        const peer = await openPeer();
+        try {
+          await Promise.all(
+            Array.from({ length: 40 }, (_, index) => (index % 2 === 0 ? store : peer).recordUsage(usageRecord(user.id, 'claude-a', now, index + 1))),
+          );
+          const [total] = await store.usageTotals(user.id, '2025-06-01');
+          expect(total).toMatchObject({ requests: 40, usage: { inputTokens: (40 * 41) / 2, outputTokens: 80 } });
+        } finally {
+          await closePeer(peer);
+        }
+      });
+
+      it('starts a sandbox session only while fewer than the limit are open, and always without a limit', async () => {
+        const user = await createUser();
+        const other = await createUser();
+        const session = (id: string, userId = user.id) => ({ id, userId, conversationId: 'conv_1', startedAt: now, replicaId: 'rep_a' });
+        expect(await store.startSandboxSessionWithin(session('sbs_1'), 2)).toEqual({ started: true, open: 0 });
+        expect(await store.startSandboxSessionWithin(session('sbs_2'), 2)).toEqual({ started: true, open: 1 });
+        expect(await store.startSandboxSessionWithin(session('sbs_3'), 2)).toEqual({ started: false, open: 2 });
+        // Another user's sessions are not counted.
+        expect(await store.startSandboxSessionWithin(session('sbs_other', other.id), 1)).toEqual({ started: true, open: 0 });
+        await store.endSandboxSession('sbs_1', later);
+        expect(await store.startSandboxSessionWithin(session('sbs_3'), 2)).toEqual({ started: true, open: 1 });
+        expect(await store.startSandboxSessionWithin(session('sbs_4'), null)).toEqual({ started: true, open: 2 });
+        expect(await store.startSandboxSessionWithin(session('sbs_5'), 0)).toEqual({ started: false, open: 3 });
+        const open = (await store.listSandboxSessions(user.id, past, future)).filter((item) => item.endedAt === null);
+        expect(open.map((item) => item.id).sort()).toEqual(['sbs_2', 'sbs_3', 'sbs_4']);
+        await expectAppError(store.startSandboxSessionWithin(session('sbs_2'), null), 'CONFLICT');
+        await expectAppError(store.startSandboxSessionWithin(session('sbs_6', 'usr_missing'), 5), 'CONFLICT');
+      });
+
+      it('starts exactly the limit of 20 concurrent sandbox sessions of one user from two stores (replicas)', async () => {
+        const user = await createUser();
+        const peer = await openPeer();
+        try {
+          const results = await Promise.all(
+            Array.from({ length: 20 }, (_, index) =>
+              (index % 2 === 0 ? store : peer).startSandboxSessionWithin({ id: `sbs_${index}`, userId: user.id, conversationId: `conv_${index}`, startedAt: now, replicaId: index % 2 === 0 ? 'rep_a' : 'rep_b' }, 3),
+            ),
+          );
+          expect(results.filter((result) => result.started)).toHaveLength(3);
+          // Each start saw the ones before it: the three that started saw 0, 1 and 2 open.
+          expect(results.filter((result) => result.started).map((result) => result.open).sort()).toEqual([0, 1, 2]);
+          expect(results.filter((result) => !result.started).every((result) => result.open === 3)).toBe(true);
+          expect((await store.listSandboxSessions(user.id, past, future)).filter((item) => item.endedAt === null)).toHaveLength(3);
+        } finally {
+          await closePeer(peer);
+        }
+      });
+
+      it("ends a replica's own open sessions, and those of replicas that stopped at their last heartbeat", async () => {
+        const user = await createUser();
+        const replica = (id: string) => ({ id, version: '0.1.0', url: null, hostname: 'host', pid: 1, startedAt: '2025-06-01T10:00:00.000Z' });
+        await store.registerReplica(replica('rep_live'));
+        await store.heartbeatReplica('rep_live', '2025-06-01T12:59:50.000Z', false);
+        await store.registerReplica(replica('rep_stale'));
+        await store.heartbeatReplica('rep_stale', '2025-06-01T12:30:00.000Z', false);
+        const start = (id: string, replicaId: string | null, startedAt = '2025-06-01T12:00:00.000Z') =>
+          store.startSandboxSessionWithin({ id, userId: user.id, conversationId: 'conv_1', startedAt, replicaId }, null);
+        await start('sbs_live', 'rep_live');
+        await start('sbs_stale', 'rep_stale');
+        await start('sbs_stale_late', 'rep_stale', '2025-06-01T12:40:00.000Z');
+        await start('sbs_stale_ended', 'rep_stale');
+        await store.endSandboxSession('sbs_stale_ended', '2025-06-01T12:10:00.000Z');
+        await start('sbs_gone', 'rep_gone');
+        await start('sbs_single', null);
+
+        // Heard of within the last 30 s: rep_live only.
+        expect(await store.endSandboxSessionsOfStoppedReplicas('2025-06-01T12:59:30.000Z', later)).toBe(3);
+        const ends = async () =>
+          Object.fromEntries((await store.listSandboxSessions(user.id, past, future)).map((item) => [item.id, item.endedAt]));
+        expect(await ends()).toEqual({
+          sbs_live: null,
+          sbs_stale: '2025-06-01T12:30:00.000Z',
+          // Started after its replica was last heard of: it ends where it started.
+          sbs_stale_late: '2025-06-01T12:40:00.000Z',
+          sbs_stale_ended: '2025-06-01T12:10:00.000Z',
+          sbs_gone: later,
+          sbs_single: null,
+        });
+        expect(await store.endSandboxSessionsOfStoppedReplicas('2025-06-01T12:59:30.000Z', later)).toBe(0);
+
+        expect(await store.endSandboxSessionsOfReplica('rep_live', later)).toBe(1);
+        expect(await store.endSandboxSessionsOfReplica('rep_live', later)).toBe(0);
+        expect((await ends()).sbs_live).toBe(later);
+        expect((await ends()).sbs_single).toBeNull();
+      });
+
+      it('counts requests per key in fixed windows that start at the first request, and deletes finished ones', async () => {
+        const start = 1_750_000_000_000;
+        expect(await store.hitRateLimit('user:a', 60_000, start)).toEqual({ windowStart: start, count: 1 });
+        expect(await store.hitRateLimit('user:a', 60_000, start + 59_999)).toEqual({ windowStart: start, count: 2 });
+        expect(await store.hitRateLimit('ip:b', 60_000, start + 30_000)).toEqual({ windowStart: start + 30_000, count: 1 });
+        // The window is over: the request starts the next one.
+        expect(await store.hitRateLimit('user:a', 60_000, start + 60_000)).toEqual({ windowStart: start + 60_000, count: 1 });
+        expect(await store.hitRateLimit('user:a', 60_000, start + 60_001)).toEqual({ windowStart: start + 60_000, count: 2 });
+
+        expect(await store.deleteRateLimitWindows(start + 60_000)).toBe(1);
+        expect(await store.deleteRateLimitWindows(start + 60_000)).toBe(0);
+        expect(await store.hitRateLimit('ip:b', 60_000, start + 70_000)).toEqual({ windowStart: start + 70_000, count: 1 });
+        expect(await store.hitRateLimit('user:a', 60_000, start + 70_000)).toEqual({ windowStart: start + 60_000, count: 3 });
+      });
+
+      it('counts 60 concurrent requests on one key from two stores (replicas) once each', async () => {
+        const peer = await openPeer();
+        try {
+          const start = 1_750_000_000_000;
+          const hits = await Promise.all(Array.from({ length: 60 }, (_, index) => (index % 2 === 0 ? store : peer).hitRateLimit('token:t', 60_000, start + index)));
+          expect(hits.map((hit) => hit.count).sort((a, b) => a - b)).toEqual(Array.from({ length: 60 }, (_, index) => index + 1));
+          expect(new Set(hits.map((hit) => hit.windowStart))).toEqual(new Set([hits.find((hit) => hit.count === 1)!.windowStart]));
+        } finally {
+          await closePeer(peer);
+        }
+      });
+    });
+
     describe('platform settings', () => {
       it('stores, replaces and deletes a setting by key', async () => {
         expect(await store.getSetting('agent-limits')).toBeNull();
@@ -805,6 +977,523 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         expect(await store.deleteSetting('agent-limits')).toBe(true);
         expect(await store.deleteSetting('agent-limits')).toBe(false);
         expect(await store.getSetting('agent-limits')).toBeNull();
+      });
+    });
+
+    describe('replicas', () => {
+      const replica = (id: string, startedAt = now) => ({
+        id,
+        version: '0.1.0',
+        url: `http://${id}.internal:8080`,
+        hostname: `host-${id}`,
+        pid: 4242,
+        startedAt,
+      });
+
+      it('registers replicas, lists them by start time and records heartbeats', async () => {
+        await store.registerReplica(replica('rep_b', later));
+        await store.registerReplica({ ...replica('rep_a'), url: null });
+        expect(await store.listReplicas()).toEqual([
+          { ...replica('rep_a'), url: null, heartbeatAt: now, draining: false },
+          { ...replica('rep_b', later), heartbeatAt: later, draining: false },
+        ]);
+        const beat = '2025-06-01T12:00:10.000Z';
+        expect(await store.heartbeatReplica('rep_a', beat, true)).toBe(true);
+        expect((await store.listReplicas())[0]).toMatchObject({ id: 'rep_a', heartbeatAt: beat, draining: true });
+        expect(await store.heartbeatReplica('rep_missing', beat, false)).toBe(false);
+      });
+
+      it('replaces a replica registered again, heartbeat at its new start and not draining', async () => {
+        await store.registerReplica(replica('rep_a'));
+        await store.heartbeatReplica('rep_a', later, true);
+        const restarted = '2025-06-01T14:00:00.000Z';
+        await store.registerReplica({ ...replica('rep_a', restarted), pid: 7, version: '0.2.0' });
+        expect(await store.listReplicas()).toEqual([
+          { ...replica('rep_a', restarted), pid: 7, version: '0.2.0', heartbeatAt: restarted, draining: false },
+        ]);
+      });
+
+      it('deletes a replica, after which its heartbeat reports it gone', async () => {
+        await store.registerReplica(replica('rep_a'));
+        await store.registerReplica(replica('rep_b'));
+        await store.deleteReplica('rep_a');
+        await store.deleteReplica('rep_missing');
+        expect((await store.listReplicas()).map((item) => item.id)).toEqual(['rep_b']);
+        expect(await store.heartbeatReplica('rep_a', later, false)).toBe(false);
+      });
+    });
+
+    describe('conversation leases', () => {
+      const t0 = '2025-06-01T12:00:00.000Z';
+      const t1 = '2025-06-01T12:00:30.000Z';
+      const t2 = '2025-06-01T12:01:00.000Z';
+      const t3 = '2025-06-01T12:01:30.000Z';
+
+      it('gives a free lease to the first claimant with token 1 and records it', async () => {
+        const { conversation } = await createConversationFixture();
+        expect(await store.getLease(conversation.id)).toBeNull();
+        const lease = await store.claimLease(conversation.id, 'rep_a', t0, t1);
+        expect(lease).toEqual({ conversationId: conversation.id, replicaId: 'rep_a', token: 1, expiresAt: t1 });
+        expect(await store.getLease(conversation.id)).toEqual(lease);
+        expect(await store.listLeaseHistory(conversation.id)).toEqual([
+          { conversationId: conversation.id, token: 1, replicaId: 'rep_a', previousReplicaId: null, claimedAt: t0 },
+        ]);
+      });
+
+      it('refuses a lease another replica holds until it expires, then hands it over with the next token', async () => {
+        const { conversation } = await createConversationFixture();
+        await store.claimLease(conversation.id, 'rep_a', t0, t2);
+        expect(await store.claimLease(conversation.id, 'rep_b', t1, t3)).toBeNull();
+        expect(await store.getLease(conversation.id)).toMatchObject({ replicaId: 'rep_a', token: 1, expiresAt: t2 });
+        expect(await store.listLeaseHistory(conversation.id)).toHaveLength(1);
+
+        // Expired at t2 exactly: the holder's time is up.
+        const taken = await store.claimLease(conversation.id, 'rep_b', t2, t3);
+        expect(taken).toEqual({ conversationId: conversation.id, replicaId: 'rep_b', token: 2, expiresAt: t3 });
+        expect(await store.getLease(conversation.id)).toEqual(taken);
+        expect(await store.listLeaseHistory(conversation.id)).toEqual([
+          { conversationId: conversation.id, token: 1, replicaId: 'rep_a', previousReplicaId: null, claimedAt: t0 },
+          { conversationId: conversation.id, token: 2, replicaId: 'rep_b', previousReplicaId: 'rep_a', claimedAt: t2 },
+        ]);
+      });
+
+      it('renews a lease claimed again by its holder, expired or not, keeping the token and writing no history', async () => {
+        const { conversation } = await createConversationFixture();
+        await store.claimLease(conversation.id, 'rep_a', t0, t1);
+        expect(await store.claimLease(conversation.id, 'rep_a', t0, t2)).toMatchObject({ token: 1, expiresAt: t2 });
+        expect(await store.claimLease(conversation.id, 'rep_a', t3, later)).toMatchObject({ token: 1, expiresAt: later });
+        expect(await store.listLeaseHistory(conversation.id)).toHaveLength(1);
+      });
+
+      it('renews every lease a replica holds, and only those', async () => {
+        const first = await createConversationFixture();
+        const second = await createConversationFixture();
+        const other = await createConversationFixture();
+        await store.claimLease(first.conversation.id, 'rep_a', t0, t1);
+        await store.claimLease(second.conversation.id, 'rep_a', t0, t1);
+        await store.claimLease(other.conversation.id, 'rep_b', t0, t1);
+        const renewed = await store.renewLeases('rep_a', t3);
+        expect(renewed.map((lease) => [lease.conversationId, lease.token, lease.expiresAt]).sort()).toEqual(
+          [
+            [first.conversation.id, 1, t3],
+            [second.conversation.id, 1, t3],
+          ].sort(),
+        );
+        expect(await store.getLease(other.conversation.id)).toMatchObject({ replicaId: 'rep_b', expiresAt: t1 });
+        expect(await store.renewLeases('rep_none', t3)).toEqual([]);
+        expect(await store.countLeasesByReplica()).toEqual({ rep_a: 2, rep_b: 1 });
+      });
+
+      it('releases a lease only with its current token; the next holder still gets a higher token', async () => {
+        const { conversation } = await createConversationFixture();
+        await store.claimLease(conversation.id, 'rep_a', t0, later);
+        expect(await store.releaseLease({ conversationId: conversation.id, replicaId: 'rep_a', token: 2 })).toBe(false);
+        expect(await store.releaseLease({ conversationId: conversation.id, replicaId: 'rep_b', token: 1 })).toBe(false);
+        expect(await store.releaseLease({ conversationId: conversation.id, replicaId: 'rep_a', token: 1 })).toBe(true);
+        expect(await store.releaseLease({ conversationId: conversation.id, replicaId: 'rep_a', token: 1 })).toBe(false);
+        expect(await store.getLease(conversation.id)).toBeNull();
+        expect(await store.countLeasesByReplica()).toEqual({});
+
+        // Free again before it would have expired.
+        expect(await store.claimLease(conversation.id, 'rep_b', t1, later)).toMatchObject({ replicaId: 'rep_b', token: 2 });
+        await store.releaseLease({ conversationId: conversation.id, replicaId: 'rep_b', token: 2 });
+        // Its former holder coming back is a change of holder too.
+        expect(await store.claimLease(conversation.id, 'rep_a', t2, later)).toMatchObject({ replicaId: 'rep_a', token: 3 });
+        expect((await store.listLeaseHistory(conversation.id)).map((change) => [change.token, change.replicaId, change.previousReplicaId])).toEqual([
+          [1, 'rep_a', null],
+          [2, 'rep_b', null],
+          [3, 'rep_a', null],
+        ]);
+      });
+
+      it('gives a free lease, then an expired one, to exactly one of 20 concurrent claimants', async () => {
+        const { conversation } = await createConversationFixture();
+        const claimAll = (at: string, until: string) =>
+          Promise.all(Array.from({ length: 20 }, (_, index) => store.claimLease(conversation.id, `rep_${index}`, at, until)));
+
+        const first = (await claimAll(t0, t1)).filter((lease) => lease !== null);
+        expect(first).toHaveLength(1);
+        expect(first[0]?.token).toBe(1);
+        expect(await store.getLease(conversation.id)).toEqual(first[0]);
+
+        const second = (await claimAll(t2, t3)).filter((lease) => lease !== null);
+        expect(second).toHaveLength(1);
+        // The holder itself is among the claimants; it would renew with token 1, anyone else takes token 2.
+        expect(second[0]?.token).toBe(second[0]?.replicaId === first[0]?.replicaId ? 1 : 2);
+        expect(await store.getLease(conversation.id)).toEqual(second[0]);
+        expect(await store.listLeaseHistory(conversation.id)).toHaveLength(second[0]?.token ?? 0);
+      });
+
+      it('lists expired leases oldest first, leaving out live and released ones', async () => {
+        const live = await createConversationFixture();
+        const older = await createConversationFixture();
+        const newer = await createConversationFixture();
+        const released = await createConversationFixture();
+        await store.claimLease(live.conversation.id, 'rep_a', t0, t3);
+        await store.claimLease(newer.conversation.id, 'rep_a', t0, t1);
+        await store.claimLease(older.conversation.id, 'rep_b', t0, t0);
+        await store.claimLease(released.conversation.id, 'rep_b', t0, t0);
+        await store.releaseLease({ conversationId: released.conversation.id, replicaId: 'rep_b', token: 1 });
+        expect(await store.listExpiredLeases(t2)).toEqual([
+          { conversationId: older.conversation.id, replicaId: 'rep_b', token: 1, expiresAt: t0 },
+          { conversationId: newer.conversation.id, replicaId: 'rep_a', token: 1, expiresAt: t1 },
+        ]);
+        expect(await store.listExpiredLeases(past)).toEqual([]);
+      });
+
+      it('lists conversations with queued turns and no live lease, each once, longest waiting first', async () => {
+        const free = await createConversationFixture();
+        const held = await createConversationFixture();
+        const expired = await createConversationFixture();
+        const released = await createConversationFixture();
+        const idle = await createConversationFixture();
+        await store.createTurn({ id: newId('turn'), conversationId: free.conversation.id, input: 'a' });
+        await sleep(3);
+        for (const fixture of [held, expired, released]) {
+          await store.createTurn({ id: newId('turn'), conversationId: fixture.conversation.id, input: 'b' });
+          await sleep(3);
+        }
+        await store.createTurn({ id: newId('turn'), conversationId: free.conversation.id, input: 'c' });
+        const running = await store.createTurn({ id: newId('turn'), conversationId: idle.conversation.id, input: 'd' });
+        await store.updateTurn(running.id, { status: 'running' });
+        await store.claimLease(held.conversation.id, 'rep_a', t0, t3);
+        await store.claimLease(expired.conversation.id, 'rep_a', t0, t1);
+        await store.claimLease(released.conversation.id, 'rep_a', t0, t3);
+        await store.releaseLease({ conversationId: released.conversation.id, replicaId: 'rep_a', token: 1 });
+
+        expect(await store.listUnownedQueuedConversations(t2)).toEqual([free.conversation.id, expired.conversation.id, released.conversation.id]);
+        expect(await store.listUnownedQueuedConversations(t0)).toEqual([free.conversation.id, released.conversation.id]);
+      });
+
+      it('refuses a lease on a missing conversation as NOT_FOUND', async () => {
+        await expectAppError(store.claimLease('conv_missing', 'rep_a', t0, t1), 'NOT_FOUND');
+      });
+
+      it('deletes the lease and its history with the conversation', async () => {
+        const { conversation } = await createConversationFixture();
+        await store.claimLease(conversation.id, 'rep_a', t0, t1);
+        await store.claimLease(conversation.id, 'rep_b', t2, t3);
+        expect(await store.deleteConversation(conversation.id)).toBe(true);
+        expect(await store.getLease(conversation.id)).toBeNull();
+        expect(await store.listLeaseHistory(conversation.id)).toEqual([]);
+        expect(await store.listExpiredLeases(later)).toEqual([]);
+      });
+    });
+
+    describe('fencing', () => {
+      const t0 = '2025-06-01T12:00:00.000Z';
+      const t1 = '2025-06-01T12:00:30.000Z';
+      const t2 = '2025-06-01T12:01:00.000Z';
+
+      it('appends with the current fence, even past expiry, and refuses a taken-over one as LEASE_LOST writing nothing', async () => {
+        const { conversation } = await createConversationFixture();
+        const lease = await store.claimLease(conversation.id, 'rep_a', t0, t1);
+        const fenceA = { replicaId: 'rep_a', token: lease?.token ?? 0 };
+        expect((await store.appendEvent(conversation.id, delta('t', 'one'), fenceA)).seq).toBe(1);
+        // Expired but not taken over: the holder may still write.
+        expect((await store.appendEvent(conversation.id, delta('t', 'two'), fenceA)).seq).toBe(2);
+
+        const taken = await store.claimLease(conversation.id, 'rep_b', t2, later);
+        const before = await store.getConversation(conversation.id);
+        const error = await expectAppError(store.appendEvent(conversation.id, delta('t', 'stale'), fenceA), 'LEASE_LOST');
+        expect(error.status).toBe(409);
+        expect(await store.getConversation(conversation.id)).toEqual(before);
+        expect((await store.listEvents(conversation.id)).map((event) => event.seq)).toEqual([1, 2]);
+
+        const fenceB = { replicaId: 'rep_b', token: taken?.token ?? 0 };
+        expect((await store.appendEvent(conversation.id, delta('t', 'three'), fenceB)).seq).toBe(3);
+        // The same replica with an older token is stale too.
+        await expectAppError(store.appendEvent(conversation.id, delta('t', 'x'), { replicaId: 'rep_b', token: 1 }), 'LEASE_LOST');
+        // Unfenced writes are not checked.
+        expect((await store.appendEvent(conversation.id, delta('t', 'four'))).seq).toBe(4);
+      });
+
+      it('refuses fenced appends without a lease or after its release', async () => {
+        const { conversation } = await createConversationFixture();
+        await expectAppError(store.appendEvent(conversation.id, delta('t', 'x'), { replicaId: 'rep_a', token: 1 }), 'LEASE_LOST');
+        await store.claimLease(conversation.id, 'rep_a', t0, later);
+        await store.releaseLease({ conversationId: conversation.id, replicaId: 'rep_a', token: 1 });
+        await expectAppError(store.appendEvent(conversation.id, delta('t', 'x'), { replicaId: 'rep_a', token: 1 }), 'LEASE_LOST');
+        expect(await store.listEvents(conversation.id)).toEqual([]);
+        expect((await store.getConversation(conversation.id))?.lastSeq).toBe(0);
+      });
+
+      it("updates a turn with its conversation's current fence and refuses a taken-over one, leaving the turn as it was", async () => {
+        const { conversation } = await createConversationFixture();
+        const turn = await store.createTurn({ id: newId('turn'), conversationId: conversation.id, input: 'hi' });
+        await store.claimLease(conversation.id, 'rep_a', t0, t1);
+        const fenceA = { replicaId: 'rep_a', token: 1 };
+        const running = await store.updateTurn(turn.id, { status: 'running', startedAt: t0 }, fenceA);
+        expect(running).toEqual({ ...turn, status: 'running', startedAt: t0 });
+        expect(await store.updateTurn(turn.id, {}, fenceA)).toEqual(running);
+        expect(await store.updateTurn('turn_missing', { status: 'failed' }, fenceA)).toBeNull();
+
+        await store.claimLease(conversation.id, 'rep_b', t2, later);
+        await expectAppError(store.updateTurn(turn.id, { status: 'completed', endedAt: t2 }, fenceA), 'LEASE_LOST');
+        await expectAppError(store.updateTurn(turn.id, {}, fenceA), 'LEASE_LOST');
+        expect(await store.getTurn(turn.id)).toEqual(running);
+        const failed = await store.updateTurn(turn.id, { status: 'failed', error: 'replica lost' }, { replicaId: 'rep_b', token: 2 });
+        expect(failed).toMatchObject({ status: 'failed', error: 'replica lost' });
+      });
+
+      it("checks a turn's fence against its own conversation's lease", async () => {
+        const mine = await createConversationFixture();
+        const other = await createConversationFixture();
+        const turn = await store.createTurn({ id: newId('turn'), conversationId: mine.conversation.id, input: 'hi' });
+        await store.claimLease(other.conversation.id, 'rep_a', t0, later);
+        await expectAppError(store.updateTurn(turn.id, { status: 'running' }, { replicaId: 'rep_a', token: 1 }), 'LEASE_LOST');
+        expect((await store.getTurn(turn.id))?.status).toBe('queued');
+      });
+    });
+
+    describe('gateway grants', () => {
+      const t0 = '2025-06-01T12:00:00.000Z';
+      const t1 = '2025-06-01T12:00:30.000Z';
+      const t2 = '2025-06-01T12:01:00.000Z';
+
+      const grantFixture = async (overrides: Partial<NewGatewayGrant> = {}): Promise<NewGatewayGrant> => {
+        const { user, agent, conversation } = await createConversationFixture();
+        return {
+          tokenHash: newId('hash'),
+          sandboxId: newId('sbx'),
+          userId: user.id,
+          conversationId: conversation.id,
+          agentId: agent.id,
+          replicaId: 'rep_a',
+          egressDomains: ['packages.example.com', '*.git.example.com:443'],
+          createdAt: t0,
+          ...overrides,
+        };
+      };
+
+      it('stores a grant live and with no turn, and reads it back by its token hash', async () => {
+        const grant = await grantFixture({ agentId: null });
+        const created = await store.createGatewayGrant(grant);
+        expect(created).toEqual({ ...grant, turnId: null, revokedAt: null });
+        expect(await store.getGatewayGrant(grant.tokenHash)).toEqual(created);
+        expect(await store.getGatewayGrant('hash_missing')).toBeNull();
+      });
+
+      it('rejects a second grant with the same token hash as CONFLICT, and one for a missing conversation too', async () => {
+        const grant = await grantFixture();
+        await store.createGatewayGrant(grant);
+        await expectAppError(store.createGatewayGrant({ ...grant, sandboxId: newId('sbx') }), 'CONFLICT');
+        await expectAppError(store.createGatewayGrant({ ...grant, tokenHash: newId('hash'), conversationId: 'conv_missing' }), 'CONFLICT');
+      });
+
+      it("sets a live grant's turn and egress domains, and nothing once it is revoked", async () => {
+        const grant = await grantFixture();
+        await store.createGatewayGrant(grant);
+        expect(await store.updateGatewayGrant(grant.tokenHash, { turnId: 'turn_1' })).toBe(true);
+        expect(await store.getGatewayGrant(grant.tokenHash)).toMatchObject({ turnId: 'turn_1', egressDomains: grant.egressDomains });
+        expect(await store.updateGatewayGrant(grant.tokenHash, { egressDomains: ['only.example.com'] })).toBe(true);
+        expect(await store.getGatewayGrant(grant.tokenHash)).toMatchObject({ turnId: 'turn_1', egressDomains: ['only.example.com'] });
+        expect(await store.updateGatewayGrant(grant.tokenHash, { turnId: null, egressDomains: [] })).toBe(true);
+        expect(await store.getGatewayGrant(grant.tokenHash)).toMatchObject({ turnId: null, egressDomains: [] });
+        expect(await store.updateGatewayGrant(grant.tokenHash, {})).toBe(true);
+
+        expect(await store.revokeGatewayGrant(grant.tokenHash, t1)).toBe(true);
+        expect(await store.revokeGatewayGrant(grant.tokenHash, t2)).toBe(false);
+        expect(await store.updateGatewayGrant(grant.tokenHash, { turnId: 'turn_2' })).toBe(false);
+        expect(await store.updateGatewayGrant(grant.tokenHash, {})).toBe(false);
+        expect(await store.getGatewayGrant(grant.tokenHash)).toEqual({ ...grant, turnId: null, egressDomains: [], revokedAt: t1 });
+        expect(await store.updateGatewayGrant('hash_missing', { turnId: 'turn_1' })).toBe(false);
+        expect(await store.revokeGatewayGrant('hash_missing', t1)).toBe(false);
+      });
+
+      it('deletes the grants of gone, silent or restarted replicas and the ones revoked before the cut-off, and keeps the rest', async () => {
+        const replica = (id: string, startedAt: string) => ({ id, version: '0.1.0', url: null, hostname: 'host', pid: 1, startedAt });
+        await store.registerReplica(replica('rep_live', t0));
+        await store.heartbeatReplica('rep_live', t2, false);
+        await store.registerReplica(replica('rep_silent', t0));
+        const live = await grantFixture({ replicaId: 'rep_live' });
+        const revokedLately = await grantFixture({ replicaId: 'rep_live' });
+        const revokedLongAgo = await grantFixture({ replicaId: 'rep_live' });
+        const silent = await grantFixture({ replicaId: 'rep_silent' });
+        const gone = await grantFixture({ replicaId: 'rep_gone' });
+        // Issued before rep_live's current process started: by an earlier one under the same id, which is gone.
+        const earlier = await grantFixture({ replicaId: 'rep_live', createdAt: past });
+        const all = [live, revokedLately, revokedLongAgo, silent, gone, earlier];
+        for (const grant of all) await store.createGatewayGrant(grant);
+        await store.revokeGatewayGrant(revokedLately.tokenHash, t2);
+        await store.revokeGatewayGrant(revokedLongAgo.tokenHash, t0);
+
+        expect(await store.deleteStaleGatewayGrants({ replicaSeenBefore: t1, revokedBefore: t1 })).toBe(4);
+        const left = async () =>
+          (await Promise.all(all.map((grant) => store.getGatewayGrant(grant.tokenHash)))).map((grant) => grant?.tokenHash ?? null);
+        expect(await left()).toEqual([live.tokenHash, revokedLately.tokenHash, null, null, null, null]);
+        expect(await store.deleteStaleGatewayGrants({ replicaSeenBefore: t1, revokedBefore: t1 })).toBe(0);
+
+        // A heartbeat exactly at the cut-off is recent enough; a revocation exactly at it is not old enough.
+        expect(await store.deleteStaleGatewayGrants({ replicaSeenBefore: t2, revokedBefore: t2 })).toBe(0);
+        await store.deleteReplica('rep_live');
+        expect(await store.deleteStaleGatewayGrants({ replicaSeenBefore: t0, revokedBefore: past })).toBe(2);
+        expect(await left()).toEqual([null, null, null, null, null, null]);
+      });
+
+      it('deletes the grants of a conversation with it', async () => {
+        const grant = await grantFixture();
+        await store.createGatewayGrant(grant);
+        expect(await store.deleteConversation(grant.conversationId)).toBe(true);
+        expect(await store.getGatewayGrant(grant.tokenHash)).toBeNull();
+      });
+    });
+
+    describe('replica tasks', () => {
+      const t0 = '2025-06-01T12:00:00.000Z';
+      const t1 = '2025-06-01T12:00:30.000Z';
+      const t2 = '2025-06-01T12:01:00.000Z';
+      const t3 = '2025-06-01T12:01:30.000Z';
+
+      it('gives a free task to one replica, renews it for its holder, and hands it over once expired or released', async () => {
+        expect(await store.claimTask('clean', 'rep_a', t0, t1)).toBe(true);
+        expect(await store.claimTask('clean', 'rep_b', t0, t2)).toBe(false);
+        // Another task is claimed on its own.
+        expect(await store.claimTask('other', 'rep_b', t0, t1)).toBe(true);
+        // Its holder renews it, expired or not.
+        expect(await store.claimTask('clean', 'rep_a', t1, t2)).toBe(true);
+        expect(await store.claimTask('clean', 'rep_b', t1, t3)).toBe(false);
+        // Expired at t2 exactly: another replica takes it, and its former holder no longer has it.
+        expect(await store.claimTask('clean', 'rep_b', t2, t3)).toBe(true);
+        expect(await store.claimTask('clean', 'rep_a', t2, t3)).toBe(false);
+
+        expect(await store.releaseTask('clean', 'rep_a')).toBe(false);
+        expect(await store.releaseTask('clean', 'rep_b')).toBe(true);
+        expect(await store.releaseTask('clean', 'rep_b')).toBe(false);
+        // Free again before it would have expired.
+        expect(await store.claimTask('clean', 'rep_a', t2, t3)).toBe(true);
+      });
+
+      it('gives a free task, then an expired one, to exactly one of 20 concurrent claimants on several replicas', async () => {
+        // On a database that serves several replicas, the claimants use separate stores, as replicas would.
+        const peers = options.openPeer === undefined ? [] : await Promise.all([options.openPeer(), options.openPeer(), options.openPeer()]);
+        const stores = [store, ...peers];
+        try {
+          const claimAll = async (at: string, until: string): Promise<string[]> => {
+            const claims = await Promise.all(
+              Array.from({ length: 20 }, (_, index) => stores[index % stores.length]!.claimTask('clean', `rep_${index}`, at, until)),
+            );
+            return claims.flatMap((won, index) => (won ? [`rep_${index}`] : []));
+          };
+          const first = await claimAll(t0, t1);
+          expect(first).toHaveLength(1);
+          // Held: nobody else gets it, whatever store they claim through.
+          const others = await Promise.all(
+            stores.map((each, index) => each.claimTask('clean', `rep_other_${index}`, t0, t3)),
+          );
+          expect(others).toEqual(stores.map(() => false));
+
+          const second = await claimAll(t2, t3);
+          expect(second).toHaveLength(1);
+          // Only the winner renews it now, through any store.
+          const loser = second[0] === 'rep_0' ? 'rep_1' : 'rep_0';
+          for (const each of stores) {
+            expect(await each.claimTask('clean', loser, t2, t3)).toBe(false);
+            expect(await each.claimTask('clean', second[0]!, t2, t3)).toBe(true);
+          }
+        } finally {
+          await Promise.all(peers.map((peer) => peer.close()));
+        }
+      });
+    });
+
+    describe('notifications', () => {
+      /** Resolves with the arguments of the listener's next call; rejects after a bound that only a hang exceeds. */
+      const nextCall = <Arguments extends unknown[]>(
+        subscribe: (listener: (...args: Arguments) => void) => () => void,
+        what: string,
+      ): Promise<Arguments> =>
+        new Promise((resolve, reject) => {
+          const timer = setTimeout(() => {
+            unsubscribe();
+            reject(new Error(`no ${what} within 10 s`));
+          }, 10_000);
+          const unsubscribe = subscribe((...args) => {
+            clearTimeout(timer);
+            unsubscribe();
+            resolve(args);
+          });
+        });
+
+      /**
+       * The store that writes, as another replica would, and a promise that the listening store hears it. A store
+       * listening over a connection (one with a peer) reports a gap once it listens: what was sent before is missed.
+       */
+      const listenToPeer = async (): Promise<Store> => {
+        if (options.openPeer === undefined) return store;
+        const listening = nextCall<[]>((listener) => store.notifications.onGap(listener), 'gap once listening');
+        const peer = await options.openPeer();
+        await listening;
+        return peer;
+      };
+      const closePeer = async (peer: Store): Promise<void> => {
+        if (peer !== store) await peer.close();
+      };
+
+      it('tells every listener of each event appended, by any replica, in order, and stops at unsubscribe', async () => {
+        const { conversation } = await createConversationFixture();
+        const heard: Array<[string, number]> = [];
+        const alsoHeard: Array<[string, number]> = [];
+        const stop = store.notifications.onEventAppended((conversationId, seq) => heard.push([conversationId, seq]));
+        store.notifications.onEventAppended((conversationId, seq) => alsoHeard.push([conversationId, seq]));
+        const peer = await listenToPeer();
+        try {
+          const third = nextCall<[string, number]>(
+            (listener) => store.notifications.onEventAppended((conversationId, seq) => seq === 3 && listener(conversationId, seq)),
+            'third event',
+          );
+          for (const text of ['a', 'b', 'c']) await peer.appendEvent(conversation.id, delta('t', text));
+          await third;
+          expect(heard).toEqual([
+            [conversation.id, 1],
+            [conversation.id, 2],
+            [conversation.id, 3],
+          ]);
+          expect(alsoHeard).toEqual(heard);
+
+          stop();
+          const fourth = nextCall<[string, number]>(
+            (listener) => store.notifications.onEventAppended((conversationId, seq) => seq === 4 && listener(conversationId, seq)),
+            'fourth event',
+          );
+          await peer.appendEvent(conversation.id, delta('t', 'd'));
+          await fourth;
+          expect(heard).toHaveLength(3);
+          expect(alsoHeard).toHaveLength(4);
+        } finally {
+          await closePeer(peer);
+        }
+      });
+
+      it('sends nothing for an append refused by its fence', async () => {
+        const { conversation } = await createConversationFixture();
+        const heard: number[] = [];
+        store.notifications.onEventAppended((_conversationId, seq) => heard.push(seq));
+        const peer = await listenToPeer();
+        try {
+          await peer.claimLease(conversation.id, 'rep_b', now, later);
+          await expectAppError(peer.appendEvent(conversation.id, delta('t', 'x'), { replicaId: 'rep_a', token: 1 }), 'LEASE_LOST');
+          const next = nextCall<[string, number]>((listener) => store.notifications.onEventAppended(listener), 'event');
+          await peer.appendEvent(conversation.id, delta('t', 'y'), { replicaId: 'rep_b', token: 1 });
+          expect(await next).toEqual([conversation.id, 1]);
+          expect(heard).toEqual([1]);
+        } finally {
+          await closePeer(peer);
+        }
+      });
+
+      it('passes a wake from any replica to every wake listener', async () => {
+        const heard: string[] = [];
+        store.notifications.onWake((conversationId) => heard.push(conversationId));
+        const peer = await listenToPeer();
+        try {
+          const woken = nextCall<[string]>((listener) => store.notifications.onWake(listener), 'wake');
+          await peer.notifications.wake('conv_1');
+          expect(await woken).toEqual(['conv_1']);
+          expect(heard).toEqual(['conv_1']);
+        } finally {
+          await closePeer(peer);
+        }
       });
     });
 

@@ -149,3 +149,124 @@ describe('QuotasService', () => {
     expect((await quotas.status(userId)).find((state) => state.quota === 'tokensPerDay')?.used).toBe(100);
   });
 });
+
+describe('QuotasService on replicas sharing a store', () => {
+  const replica = (replicaId: string, defaults: Partial<QuotaLimits> = {}): QuotasService =>
+    new QuotasService({ store, prices, defaults: { ...unlimited, ...defaults }, now: () => now, replicaId, replicaStaleMs: 15_000 });
+
+  it("sees the usage another replica recorded and an override another replica set, at the next check", async () => {
+    const first = replica('r1', { tokensPerDay: 100 });
+    const second = replica('r2', { tokensPerDay: 100 });
+    await first.record(record(60));
+    expect(await second.checkModelRequest(userId)).toBeNull();
+    await second.record(record(40));
+    expect(await first.checkModelRequest(userId)).toMatchObject({ quota: 'tokensPerDay', used: 100 });
+    expect(await second.checkModelRequest(userId)).toMatchObject({ quota: 'tokensPerDay', used: 100 });
+
+    await first.setOverride(userId, { tokensPerDay: 1000 });
+    expect(await second.checkModelRequest(userId)).toBeNull();
+    expect((await second.status(userId)).find((state) => state.quota === 'tokensPerDay')).toMatchObject({ limit: 1000, used: 100 });
+    await second.deleteOverride(userId);
+    expect(await first.checkModelRequest(userId)).toMatchObject({ quota: 'tokensPerDay' });
+  });
+
+  it('starts at most the concurrent-sandbox quota of sandboxes, whichever replicas start them, refusing the rest', async () => {
+    for (const id of ['r1', 'r2', 'r3']) await store.registerReplica({ id, version: '0', url: null, hostname: 'h', pid: 1, startedAt: now.toISOString() });
+    const replicas = [replica('r1', { concurrentSandboxes: 2 }), replica('r2', { concurrentSandboxes: 2 }), replica('r3', { concurrentSandboxes: 2 })];
+    const results = await Promise.allSettled(Array.from({ length: 9 }, (_, index) => replicas[index % 3]!.startSandbox(userId, `conv_${index}`)));
+    const started = results.filter((result): result is PromiseFulfilledResult<string> => result.status === 'fulfilled').map((result) => result.value);
+    expect(started).toHaveLength(2);
+    for (const result of results) {
+      if (result.status === 'rejected') {
+        expect(result.reason).toMatchObject({ code: 'QUOTA_EXCEEDED', details: { quota: 'concurrentSandboxes', limit: 2, used: 2, resetsAt: null } });
+      }
+    }
+    await replicas[2]!.sandboxStopped(started[0]!);
+    await expect(replicas[1]!.startSandbox(userId, 'conv_next')).resolves.toMatch(/^sbs_/);
+    await expect(replicas[0]!.startSandbox(userId, 'conv_over')).rejects.toMatchObject({ code: 'QUOTA_EXCEEDED' });
+  });
+
+  it('refuses a sandbox over the sandbox-hours quota before counting it', async () => {
+    now = new Date('2025-06-15T10:00:00.000Z');
+    const first = replica('r1', { sandboxHoursPerMonth: 0.5 });
+    const session = await first.startSandbox(userId, 'conv_1');
+    now = new Date(now.getTime() + 30 * 60_000);
+    await first.sandboxStopped(session);
+    await expect(replica('r2', { sandboxHoursPerMonth: 0.5 }).startSandbox(userId, 'conv_2')).rejects.toMatchObject({
+      code: 'QUOTA_EXCEEDED',
+      details: { quota: 'sandboxHoursPerMonth', used: 0.5 },
+    });
+    expect((await store.listSandboxSessions(userId, '2025-06-01T00:00:00.000Z', '2025-07-01T00:00:00.000Z')).map((item) => item.id)).toEqual([session]);
+  });
+
+  it('ends the sessions of a replica that stopped when they would refuse a sandbox, counting them until its last heartbeat', async () => {
+    now = new Date('2025-06-15T10:00:00.000Z');
+    await store.registerReplica({ id: 'r1', version: '0', url: null, hostname: 'h', pid: 1, startedAt: now.toISOString() });
+    await store.registerReplica({ id: 'r2', version: '0', url: null, hostname: 'h', pid: 2, startedAt: now.toISOString() });
+    const first = replica('r1', { concurrentSandboxes: 1 });
+    const second = replica('r2', { concurrentSandboxes: 1 });
+    await first.startSandbox(userId, 'conv_1');
+    // r1 is last heard of ten minutes in, then nothing: it stopped.
+    await store.heartbeatReplica('r1', new Date(now.getTime() + 10 * 60_000).toISOString(), false);
+    now = new Date(now.getTime() + 10 * 60_000 + 5_000);
+    await store.heartbeatReplica('r2', now.toISOString(), false);
+    // Not yet: r1 was heard of 5 s ago.
+    await expect(second.startSandbox(userId, 'conv_2')).rejects.toMatchObject({ code: 'QUOTA_EXCEEDED' });
+    now = new Date(now.getTime() + 60_000);
+    await store.heartbeatReplica('r2', now.toISOString(), false);
+    await expect(second.startSandbox(userId, 'conv_2')).resolves.toMatch(/^sbs_/);
+    const status = Object.fromEntries((await second.status(userId)).map((state) => [state.quota, state.used]));
+    // r1's sandbox counted for its ten minutes; r2's for the moment it has run.
+    expect(status).toMatchObject({ concurrentSandboxes: 1, sandboxHoursPerMonth: Math.round((10 / 60) * 10_000) / 10_000 });
+  });
+
+  it("at start-up ends only the replica's own sessions left open, and those of replicas that stopped", async () => {
+    now = new Date('2025-06-15T10:00:00.000Z');
+    await store.registerReplica({ id: 'r2', version: '0', url: null, hostname: 'h', pid: 2, startedAt: now.toISOString() });
+    await replica('r1').startSandbox(userId, 'conv_1');
+    await replica('r2').startSandbox(userId, 'conv_2');
+    await replica('r3').startSandbox(userId, 'conv_3');
+    await store.registerReplica({ id: 'r3', version: '0', url: null, hostname: 'h', pid: 3, startedAt: now.toISOString() });
+    // r1 restarts (its row is new); r2 is live; r3 was never heard of again after starting.
+    now = new Date(now.getTime() + 60_000);
+    await store.registerReplica({ id: 'r1', version: '0', url: null, hostname: 'h', pid: 4, startedAt: now.toISOString() });
+    await store.heartbeatReplica('r2', now.toISOString(), false);
+    await replica('r1').recover();
+    const sessions = await store.listSandboxSessions(userId, '2025-06-01T00:00:00.000Z', '2025-07-01T00:00:00.000Z');
+    expect(Object.fromEntries(sessions.map((session) => [session.conversationId, session.endedAt]))).toEqual({
+      conv_1: now.toISOString(),
+      conv_2: null,
+      conv_3: '2025-06-15T10:00:00.000Z',
+    });
+  });
+});
+
+describe('QuotasService while the store is unavailable', () => {
+  it('answers as the last check of the same kind that could read the store did, and fails without one', async () => {
+    let away = false;
+    // The real store, made to fail as an unreachable database does while `away`.
+    const flaky = new Proxy(store, {
+      get(target, property, receiver) {
+        const value = Reflect.get(target, property, receiver) as unknown;
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => {
+          if (away) return Promise.reject(new AppError('STORE_UNAVAILABLE', 'the database is unavailable right now; try again shortly'));
+          return (value as (...inner: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const quotas = new QuotasService({ store: flaky, prices, defaults: { ...unlimited, tokensPerDay: 100 }, now: () => now });
+    expect(await quotas.checkModelRequest(userId)).toBeNull();
+    away = true;
+    expect(await quotas.checkModelRequest(userId)).toBeNull();
+    await expect(quotas.checkTurn(userId, { needsSandbox: true })).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    away = false;
+    await quotas.record(record(100));
+    expect(await quotas.checkModelRequest(userId)).toMatchObject({ quota: 'tokensPerDay', used: 100 });
+    away = true;
+    expect(await quotas.checkModelRequest(userId)).toMatchObject({ quota: 'tokensPerDay', used: 100 });
+    // Past the reset of the quota it named, the last refusal no longer holds.
+    now = new Date('2025-07-01T00:00:00.000Z');
+    expect(await quotas.checkModelRequest(userId)).toBeNull();
+  });
+});

@@ -30,6 +30,13 @@ export interface QuotasServiceOptions {
   defaults: QuotaLimits;
   logger?: Logger;
   now?: () => Date;
+  /**
+   * This replica's id, recorded with each sandbox session so that the other replicas can end its sessions if it
+   * stops; none: a single-process server.
+   */
+  replicaId?: string;
+  /** How long a replica goes unheard of (its heartbeat) before its open sandbox sessions are ended: its lease period. */
+  replicaStaleMs?: number;
 }
 
 export const quotaNames: QuotaName[] = [
@@ -58,80 +65,46 @@ const monthStart = (at: Date): Date => new Date(Date.UTC(at.getUTCFullYear(), at
 const nextDay = (at: Date): Date => new Date(Date.UTC(at.getUTCFullYear(), at.getUTCMonth(), at.getUTCDate() + 1));
 const nextMonth = (at: Date): Date => new Date(Date.UTC(at.getUTCFullYear(), at.getUTCMonth() + 1, 1));
 
-/** One user's running totals for the current UTC day and month, kept in memory so checks cost no query. */
-class UserLedger {
-  dayKey = '';
-  monthKey = '';
-  dayTokens = 0;
-  dayCost = 0;
-  monthTokens = 0;
-  monthCost = 0;
-  /** Seconds of sandboxes that ran this month and have stopped. */
-  closedSandboxSeconds = 0;
-  /** Running sandboxes: session id → start (ms). */
-  readonly open = new Map<string, number>();
+const tokenQuotas = new Set<QuotaName>(['tokensPerDay', 'tokensPerMonth', 'costPerDayUsd', 'costPerMonthUsd']);
+const sandboxQuotas = new Set<QuotaName>(['concurrentSandboxes', 'sandboxHoursPerMonth']);
 
-  /** Moves to the current period, dropping the totals of a period that ended. */
-  roll(now: Date): void {
-    const day = dayStart(now).toISOString();
-    const month = monthStart(now).toISOString();
-    if (month !== this.monthKey) {
-      this.monthKey = month;
-      this.monthTokens = 0;
-      this.monthCost = 0;
-      this.closedSandboxSeconds = 0;
-    }
-    if (day !== this.dayKey) {
-      this.dayKey = day;
-      this.dayTokens = 0;
-      this.dayCost = 0;
-    }
-  }
-
-  add(createdAt: string, tokens: number, cost: number): void {
-    if (createdAt >= this.monthKey) {
-      this.monthTokens += tokens;
-      this.monthCost += cost;
-    }
-    if (createdAt >= this.dayKey) {
-      this.dayTokens += tokens;
-      this.dayCost += cost;
-    }
-  }
-
-  endSession(sessionId: string, endedAt: Date): void {
-    const started = this.open.get(sessionId);
-    if (started === undefined) return;
-    this.open.delete(sessionId);
-    this.closedSandboxSeconds += Math.max(0, endedAt.getTime() - Math.max(started, Date.parse(this.monthKey))) / 1000;
-  }
-
-  sandboxHours(now: Date): number {
-    const from = Date.parse(this.monthKey);
-    let seconds = this.closedSandboxSeconds;
-    for (const started of this.open.values()) seconds += Math.max(0, now.getTime() - Math.max(started, from)) / 1000;
-    return seconds / 3600;
-  }
+/** What a user has used this UTC day and month, as read from the store for one check. */
+interface Use {
+  dayTokens: number;
+  dayCost: number;
+  monthTokens: number;
+  monthCost: number;
+  openSandboxes: number;
+  sandboxHours: number;
 }
+
+/** How many users' last answers are kept for an outage of the store. */
+const maxLastDecisions = 10_000;
+
+const nothingUsed: Use = { dayTokens: 0, dayCost: 0, monthTokens: 0, monthCost: 0, openSandboxes: 0, sandboxHours: 0 };
 
 /**
  * Quotas: each user's limits (the default, or an administrator's override), what they have used of them this
- * UTC day and month, and the refusals when a limit is reached. Usage is recorded through here so that the very
- * next check sees it.
+ * UTC day and month, and the refusals when a limit is reached.
+ *
+ * Every check reads the override and the use from the store, with no cache, so the limits hold across replicas
+ * (docs/decisions/0014-shared-limits.md). A check costs the override's row and, for the quotas that apply, the
+ * month's daily token totals and the month's sandbox sessions (read side by side), all by index. Usage recorded
+ * through this service is waited for before this process's next check of the user, so that check sees it. Only
+ * while the store is unavailable does a check answer from memory: as the last one that could read the store.
  */
 export class QuotasService {
   private readonly store: Store;
   private readonly prices: PriceTable;
   private readonly logger: Logger;
   private readonly now: () => Date;
+  private readonly replicaId: string | null;
+  private readonly replicaStaleMs: number | null;
   private defaults: QuotaLimits;
-  private readonly overrides = new Map<string, QuotaOverride | null>();
-  private readonly ledgers = new Map<string, UserLedger>();
-  private readonly loading = new Map<string, Promise<UserLedger>>();
-  /** Per user, the store operations that a ledger load must not overlap. */
-  private readonly chains = new Map<string, Promise<unknown>>();
-  /** Running sandbox sessions: id → user. */
-  private readonly sessions = new Map<string, string>();
+  /** Usage records being written, per user: a check waits for them. */
+  private readonly recording = new Map<string, Set<Promise<void>>>();
+  /** The last answer of each kind of check per user, for while the store is unavailable (see `decide`). */
+  private readonly lastDecisions = new Map<string, QuotaRefusal | null>();
 
   constructor(options: QuotasServiceOptions) {
     this.store = options.store;
@@ -139,11 +112,21 @@ export class QuotasService {
     this.defaults = { ...options.defaults };
     this.logger = options.logger ?? silentLogger;
     this.now = options.now ?? (() => new Date());
+    this.replicaId = options.replicaId ?? null;
+    this.replicaStaleMs = options.replicaStaleMs ?? null;
   }
 
-  /** Start-up: sandboxes left running by a process that crashed are counted as stopped now. */
+  /**
+   * Start-up: sandboxes left running by a process that crashed are counted as stopped now. With a replica id, those
+   * are the sessions this replica recorded and those of replicas that stopped; without, every open session (the
+   * server is the only process).
+   */
   async recover(): Promise<void> {
-    const ended = await this.store.endOpenSandboxSessions(this.now().toISOString());
+    const now = this.now();
+    const ended =
+      this.replicaId === null
+        ? await this.store.endOpenSandboxSessions(now.toISOString())
+        : (await this.store.endSandboxSessionsOfReplica(this.replicaId, now.toISOString())) + (await this.endSessionsOfStoppedReplicas(now));
     if (ended > 0) this.logger.warn({ sessions: ended }, 'ended sandbox sessions left open by a previous process');
   }
 
@@ -151,13 +134,9 @@ export class QuotasService {
     return { ...this.defaults };
   }
 
-  /** The user's effective limits: the default, with the override's keys replacing it. */
+  /** The user's effective limits: the default, with the override's keys replacing it. Read from the store each time. */
   async limits(userId: string): Promise<QuotaLimits> {
-    let override = this.overrides.get(userId);
-    if (override === undefined) {
-      override = await this.store.getQuotaOverride(userId);
-      this.overrides.set(userId, override);
-    }
+    const override = await this.store.getQuotaOverride(userId);
     return { ...this.defaults, ...(override?.limits ?? {}) };
   }
 
@@ -169,74 +148,78 @@ export class QuotasService {
     return this.store.listQuotaOverrides();
   }
 
-  /** Replaces the user's override; it applies to the next check. */
+  /** Replaces the user's override; it applies to the next check, on every replica. */
   async setOverride(userId: string, limits: Partial<QuotaLimits>): Promise<QuotaOverride> {
     const override = await this.store.putQuotaOverride({ userId, limits, updatedAt: this.now().toISOString() });
-    this.overrides.set(userId, override);
     this.logger.info({ userId, limits }, 'quota override set');
     return override;
   }
 
-  async deleteOverride(userId: string): Promise<boolean> {
-    const deleted = await this.store.deleteQuotaOverride(userId);
-    this.overrides.set(userId, null);
-    return deleted;
+  deleteOverride(userId: string): Promise<boolean> {
+    return this.store.deleteQuotaOverride(userId);
   }
 
-  /** Persists a metered model request and counts it against the user's quotas at once. */
+  /** Persists a metered model request; this process's next check of the user waits for it and counts it. */
   async record(record: UsageRecord): Promise<void> {
-    const ledger = this.ledgers.get(record.userId);
-    const tokens = totalTokens(record.usage);
-    const cost = this.prices.cost(record.model, record.usage);
-    if (ledger) {
-      ledger.roll(this.now());
-      ledger.add(record.createdAt, tokens, cost);
-      await this.store.recordUsage(record);
-      return;
+    const write = this.store.recordUsage(record);
+    let pending = this.recording.get(record.userId);
+    if (!pending) {
+      pending = new Set();
+      this.recording.set(record.userId, pending);
     }
-    // Not loaded yet: a load queued after this insert will read it; one queued before gets it added here.
-    await this.serialize(record.userId, async () => {
-      await this.store.recordUsage(record);
-      const loaded = this.ledgers.get(record.userId);
-      if (loaded) {
-        loaded.roll(this.now());
-        loaded.add(record.createdAt, tokens, cost);
-      }
-    });
+    const settled = write.catch(() => undefined);
+    pending.add(settled);
+    try {
+      await write;
+    } finally {
+      pending.delete(settled);
+      if (pending.size === 0 && this.recording.get(record.userId) === pending) this.recording.delete(record.userId);
+    }
   }
 
-  /** Records that a sandbox started for the user; returns the session id to pass to `sandboxStopped`. */
+  /**
+   * Starts counting a sandbox for the user unless a quota refuses it (QUOTA_EXCEEDED): the sandbox-hours, token and
+   * cost quotas as read now, and the concurrent-sandbox quota atomically across replicas (the session is recorded
+   * only while fewer than the limit are open). Call it before starting the sandbox, and `sandboxStopped` with the
+   * returned session id when the sandbox stops or fails to start.
+   */
+  async startSandbox(userId: string, conversationId: string): Promise<string> {
+    const limits = await this.limits(userId);
+    const refusal = await this.refusal(userId, limits, ['concurrentSandboxes']);
+    if (refusal) throw quotaError(refusal, this.now());
+    const now = this.now();
+    const session = { id: newId('sbs'), userId, conversationId, startedAt: now.toISOString(), replicaId: this.replicaId };
+    const limit = limits.concurrentSandboxes;
+    let result = await this.store.startSandboxSessionWithin(session, limit);
+    // Sessions of a replica that stopped hold no sandbox: end them, then count again.
+    if (!result.started && (await this.endSessionsOfStoppedReplicas(now)) > 0) result = await this.store.startSandboxSessionWithin(session, limit);
+    if (!result.started && limit !== null) {
+      const used = result.open;
+      throw quotaError({ quota: 'concurrentSandboxes', limit, used, resetsAt: null, message: refusalMessage('concurrentSandboxes', limit, used, null) }, now);
+    }
+    return session.id;
+  }
+
+  /**
+   * Records that a sandbox started, whatever the quotas; returns the session id to pass to `sandboxStopped`. Prefer
+   * `startSandbox`, which refuses atomically across replicas.
+   */
   async sandboxStarted(userId: string, conversationId: string): Promise<string> {
     const id = newId('sbs');
-    const startedAt = this.now();
-    this.sessions.set(id, userId);
-    this.ledgers.get(userId)?.open.set(id, startedAt.getTime());
-    await this.serialize(userId, async () => {
-      await this.store.startSandboxSession({ id, userId, conversationId, startedAt: startedAt.toISOString() });
-      this.ledgers.get(userId)?.open.set(id, startedAt.getTime());
-    });
+    await this.store.startSandboxSessionWithin({ id, userId, conversationId, startedAt: this.now().toISOString(), replicaId: this.replicaId }, null);
     return id;
   }
 
   async sandboxStopped(sessionId: string): Promise<void> {
-    const userId = this.sessions.get(sessionId);
-    if (userId === undefined) return;
-    this.sessions.delete(sessionId);
-    const endedAt = this.now();
-    this.ledgers.get(userId)?.endSession(sessionId, endedAt);
-    await this.serialize(userId, async () => {
-      await this.store.endSandboxSession(sessionId, endedAt.toISOString());
-      this.ledgers.get(userId)?.endSession(sessionId, endedAt);
-    });
+    await this.store.endSandboxSession(sessionId, this.now().toISOString());
   }
 
   /** Each quota of the user: limit, use and reset time. */
   async status(userId: string): Promise<QuotaState[]> {
     const limits = await this.limits(userId);
-    const ledger = await this.ledger(userId);
     const now = this.now();
-    ledger.roll(now);
-    return quotaNames.map((quota) => ({ quota, limit: limits[quota], ...this.use(quota, ledger, now) }));
+    const use = await this.read(userId, quotaNames, now);
+    return quotaNames.map((quota) => ({ quota, limit: limits[quota], ...usedOf(quota, use, now) }));
   }
 
   /**
@@ -245,7 +228,7 @@ export class QuotasService {
    */
   async checkTurn(userId: string, options: { needsSandbox: boolean }): Promise<QuotaRefusal | null> {
     const exempt: QuotaName[] = options.needsSandbox ? [] : ['concurrentSandboxes'];
-    return this.check(userId, exempt);
+    return this.decide(userId, exempt);
   }
 
   /** Throws QUOTA_EXCEEDED (429) naming the quota and when it resets, unless the user may start a turn. */
@@ -254,98 +237,132 @@ export class QuotasService {
     if (refusal) throw quotaError(refusal, this.now());
   }
 
-  /** Throws QUOTA_EXCEEDED unless the user may start one more sandbox. */
+  /**
+   * Throws QUOTA_EXCEEDED unless the user may start one more sandbox right now. A check only: two replicas may both
+   * pass it; `startSandbox` is the one that holds across them.
+   */
   async assertCanStartSandbox(userId: string): Promise<void> {
-    const refusal = await this.check(userId, []);
+    const refusal = await this.decide(userId, []);
     if (refusal) throw quotaError(refusal, this.now());
   }
 
   /** For the gateway, before each model request: a refusal when a token, cost or sandbox-hours quota is used up. */
   async checkModelRequest(userId: string): Promise<QuotaRefusal | null> {
-    return this.check(userId, ['concurrentSandboxes']);
+    return this.decide(userId, ['concurrentSandboxes']);
   }
 
-  private async check(userId: string, exempt: QuotaName[]): Promise<QuotaRefusal | null> {
-    const limits = await this.limits(userId);
-    if (refusalOrder.every((quota) => limits[quota] === null || exempt.includes(quota))) return null;
-    const ledger = await this.ledger(userId);
+  /**
+   * The refusal, or null, from the store. While the store cannot answer, the last answer of a check of the same kind
+   * for the user that could read it stands (a running agent is not stopped by a database restart); with none, the
+   * check fails with STORE_UNAVAILABLE.
+   */
+  private async decide(userId: string, exempt: QuotaName[]): Promise<QuotaRefusal | null> {
+    const key = `${userId} ${exempt.join(',')}`;
+    try {
+      const refusal = await this.refusal(userId, await this.limits(userId), exempt);
+      this.lastDecisions.delete(key);
+      this.lastDecisions.set(key, refusal);
+      // The oldest decision goes first; only an outage of the store reads them.
+      if (this.lastDecisions.size > maxLastDecisions) this.lastDecisions.delete(this.lastDecisions.keys().next().value!);
+      return refusal;
+    } catch (error) {
+      const last = this.lastDecisions.get(key);
+      if (!(error instanceof AppError && error.code === 'STORE_UNAVAILABLE') || last === undefined) throw error;
+      // The quota named is the one that frees up last: once it has, so have the others.
+      return last !== null && last.resetsAt !== null && Date.parse(last.resetsAt) <= this.now().getTime() ? null : last;
+    }
+  }
+
+  /** The quota that refuses (the one that frees up last), reading only what the applicable quotas need. */
+  private async refusal(userId: string, limits: QuotaLimits, exempt: QuotaName[]): Promise<QuotaRefusal | null> {
+    const applicable = refusalOrder.filter((quota) => limits[quota] !== null && !exempt.includes(quota));
+    if (applicable.length === 0) return null;
     const now = this.now();
-    ledger.roll(now);
-    for (const quota of refusalOrder) {
-      const limit = limits[quota];
-      if (limit === null || exempt.includes(quota)) continue;
-      const { used, resetsAt } = this.use(quota, ledger, now);
-      if (used >= limit) return { quota, limit, used, resetsAt, message: refusalMessage(quota, limit, used, resetsAt) };
+    let refusal = firstRefusal(applicable, limits, await this.read(userId, applicable, now), now);
+    // A sandbox quota may be held by sessions of a replica that stopped: end them, then look again.
+    if (refusal && sandboxQuotas.has(refusal.quota) && (await this.endSessionsOfStoppedReplicas(now)) > 0) {
+      refusal = firstRefusal(applicable, limits, await this.read(userId, applicable, now), now);
     }
-    return null;
+    return refusal;
   }
 
-  private use(quota: QuotaName, ledger: UserLedger, now: Date): { used: number; resetsAt: string | null } {
-    const endOfDay = nextDay(now).toISOString();
-    const endOfMonth = nextMonth(now).toISOString();
-    switch (quota) {
-      case 'tokensPerDay':
-        return { used: ledger.dayTokens, resetsAt: endOfDay };
-      case 'tokensPerMonth':
-        return { used: ledger.monthTokens, resetsAt: endOfMonth };
-      case 'costPerDayUsd':
-        return { used: roundUsd(ledger.dayCost), resetsAt: endOfDay };
-      case 'costPerMonthUsd':
-        return { used: roundUsd(ledger.monthCost), resetsAt: endOfMonth };
-      case 'concurrentSandboxes':
-        return { used: ledger.open.size, resetsAt: null };
-      case 'sandboxHoursPerMonth':
-        return { used: Math.round(ledger.sandboxHours(now) * 10_000) / 10_000, resetsAt: endOfMonth };
-    }
+  /** The user's use this UTC day and month, reading from the store only what the quotas need. */
+  private async read(userId: string, quotas: QuotaName[], now: Date): Promise<Use> {
+    const [tokens, sandboxes] = await Promise.all([
+      quotas.some((quota) => tokenQuotas.has(quota)) ? this.readTokens(userId, now) : null,
+      quotas.some((quota) => sandboxQuotas.has(quota)) ? this.readSandboxes(userId, now) : null,
+    ]);
+    return { ...nothingUsed, ...tokens, ...sandboxes };
   }
 
-  /** The user's ledger, loaded from the store once (this month's usage and sandbox sessions). */
-  private ledger(userId: string): Promise<UserLedger> {
-    const loaded = this.ledgers.get(userId);
-    if (loaded) return Promise.resolve(loaded);
-    let pending = this.loading.get(userId);
-    if (!pending) {
-      pending = this.serialize(userId, () => this.load(userId)).finally(() => this.loading.delete(userId));
-      this.loading.set(userId, pending);
-    }
-    return pending;
-  }
-
-  private async load(userId: string): Promise<UserLedger> {
-    const now = this.now();
-    const ledger = new UserLedger();
-    ledger.roll(now);
-    const groups = await this.store.aggregateUsage({ userId, from: ledger.monthKey, groupBy: ['day', 'model'] });
-    const today = ledger.dayKey.slice(0, 10);
-    for (const group of groups) {
-      const tokens = totalTokens(group.usage);
-      const cost = this.prices.cost(group.model ?? '', group.usage);
-      ledger.monthTokens += tokens;
-      ledger.monthCost += cost;
-      if (group.day === today) {
-        ledger.dayTokens += tokens;
-        ledger.dayCost += cost;
+  private async readTokens(userId: string, now: Date): Promise<Pick<Use, 'dayTokens' | 'dayCost' | 'monthTokens' | 'monthCost'>> {
+    // What this process is writing for the user counts too: wait until it is in the store.
+    const pending = this.recording.get(userId);
+    if (pending) await Promise.all([...pending]);
+    const today = dayStart(now).toISOString().slice(0, 10);
+    const totals = await this.store.usageTotals(userId, monthStart(now).toISOString().slice(0, 10));
+    const use = { dayTokens: 0, dayCost: 0, monthTokens: 0, monthCost: 0 };
+    for (const total of totals) {
+      const tokens = totalTokens(total.usage);
+      const cost = this.prices.cost(total.model ?? '', total.usage);
+      use.monthTokens += tokens;
+      use.monthCost += cost;
+      if (total.day === today) {
+        use.dayTokens += tokens;
+        use.dayCost += cost;
       }
     }
-    const from = Date.parse(ledger.monthKey);
-    for (const session of await this.store.listSandboxSessions(userId, ledger.monthKey, nextMonth(now).toISOString())) {
-      const started = Date.parse(session.startedAt);
-      if (session.endedAt === null) ledger.open.set(session.id, started);
-      else ledger.closedSandboxSeconds += Math.max(0, Date.parse(session.endedAt) - Math.max(started, from)) / 1000;
-    }
-    this.ledgers.set(userId, ledger);
-    return ledger;
+    return use;
   }
 
-  private serialize<T>(userId: string, operation: () => Promise<T>): Promise<T> {
-    const previous = this.chains.get(userId) ?? Promise.resolve();
-    const next = previous.then(operation, operation);
-    const settled = next.catch(() => undefined);
-    this.chains.set(userId, settled);
-    void settled.then(() => {
-      if (this.chains.get(userId) === settled) this.chains.delete(userId);
-    });
-    return next;
+  private async readSandboxes(userId: string, now: Date): Promise<Pick<Use, 'openSandboxes' | 'sandboxHours'>> {
+    const from = monthStart(now);
+    const sessions = await this.store.listSandboxSessions(userId, from.toISOString(), nextMonth(now).toISOString());
+    let seconds = 0;
+    let open = 0;
+    for (const session of sessions) {
+      if (session.endedAt === null) open += 1;
+      const end = session.endedAt === null ? now.getTime() : Date.parse(session.endedAt);
+      seconds += Math.max(0, end - Math.max(Date.parse(session.startedAt), from.getTime())) / 1000;
+    }
+    return { openSandboxes: open, sandboxHours: seconds / 3600 };
+  }
+
+  /** Ends the open sandbox sessions of replicas that stopped (not heard of for `replicaStaleMs`); how many. */
+  private async endSessionsOfStoppedReplicas(now: Date): Promise<number> {
+    if (this.replicaStaleMs === null) return 0;
+    const ended = await this.store.endSandboxSessionsOfStoppedReplicas(new Date(now.getTime() - this.replicaStaleMs).toISOString(), now.toISOString());
+    if (ended > 0) this.logger.warn({ sessions: ended }, 'ended the sandbox sessions of replicas that stopped');
+    return ended;
+  }
+}
+
+function firstRefusal(applicable: QuotaName[], limits: QuotaLimits, use: Use, now: Date): QuotaRefusal | null {
+  for (const quota of applicable) {
+    const limit = limits[quota];
+    if (limit === null) continue;
+    const { used, resetsAt } = usedOf(quota, use, now);
+    if (used >= limit) return { quota, limit, used, resetsAt, message: refusalMessage(quota, limit, used, resetsAt) };
+  }
+  return null;
+}
+
+function usedOf(quota: QuotaName, use: Use, now: Date): { used: number; resetsAt: string | null } {
+  const endOfDay = nextDay(now).toISOString();
+  const endOfMonth = nextMonth(now).toISOString();
+  switch (quota) {
+    case 'tokensPerDay':
+      return { used: use.dayTokens, resetsAt: endOfDay };
+    case 'tokensPerMonth':
+      return { used: use.monthTokens, resetsAt: endOfMonth };
+    case 'costPerDayUsd':
+      return { used: roundUsd(use.dayCost), resetsAt: endOfDay };
+    case 'costPerMonthUsd':
+      return { used: roundUsd(use.monthCost), resetsAt: endOfMonth };
+    case 'concurrentSandboxes':
+      return { used: use.openSandboxes, resetsAt: null };
+    case 'sandboxHoursPerMonth':
+      return { used: Math.round(use.sandboxHours * 10_000) / 10_000, resetsAt: endOfMonth };
   }
 }
 

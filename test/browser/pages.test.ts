@@ -255,6 +255,13 @@ describe('web app pages in Chromium', () => {
     const activity = page.locator('tr', { hasText: 'Carol slow work' });
     await activity.waitFor({ timeout: 30_000 });
     await expect(activity.innerText()).resolves.toContain('carol@example.com');
+    // This server among the replicas: live, holding Carol's conversation while its turn runs.
+    const replica = page.getByRole('table', { name: 'Server replicas' }).locator('tbody tr');
+    const cells = async (): Promise<string[]> => (await replica.innerText()).split('\t').map((cell) => cell.trim());
+    await expect.poll(async () => (await cells())[5], { timeout: 15_000 }).toBe('live');
+    const [, version, , leases] = await cells();
+    expect(version).toBe((await api.request('GET', '/api/status')).body.version);
+    expect(Number(leases)).toBeGreaterThanOrEqual(1);
     await snap(page, '15-admin');
 
     await page.getByLabel('Role of carol@example.com').selectOption('admin');

@@ -3,7 +3,6 @@ import { type ApiClient, untilTurnEnded } from '../support/api-client.ts';
 import { captureLog, type CapturedLog } from '../support/captured-log.ts';
 import { agentProcesses, stopAgentProcesses } from '../support/host-processes.ts';
 import { platformSecret, startTestPlatform, type TestPlatform } from '../support/platform.ts';
-import { testConfiguration } from '../support/test-configuration.ts';
 import { error, text, toolUse } from '../support/scripted-model.ts';
 
 /** The Claude CLI processes running in this platform's sandboxes. */
@@ -94,10 +93,7 @@ describe('turn deadlines and idle processes', () => {
     test.model.setScript(null);
   });
 
-  // On Docker a CLI stopped from outside (SIGSTOP in its container) does not reach the kill path: the turn ends at its
-  // deadline without it. Left local-only until that is understood (see the notes of issue 15).
-  const onDocker = testConfiguration().sandbox === 'docker';
-  it.skipIf(onDocker)(`kills a CLI that does not answer the interrupt${onDocker ? ' (skipped on Docker: the stopped CLI does not reach the kill path there)' : ''}`, async () => {
+  it('kills a CLI that does not answer the interrupt', async () => {
     // A deadline that leaves room for a cold sandbox and CLI start on a loaded machine before the first text.
     const agentId = await slowAgent(15);
     const { body: conversation } = await alice.request('POST', '/api/conversations', { agentId });

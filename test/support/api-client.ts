@@ -113,7 +113,7 @@ export class ApiClient {
 }
 
 /** The last events, one line each, for failure messages. */
-function describeEvents(events: StreamedEvent[]): string {
+export function describeEvents(events: StreamedEvent[]): string {
   const shown = events.slice(-30).map((event) => `  ${event.id ?? '-'} ${event.event} ${JSON.stringify(event.data).slice(0, 300)}`);
   return (events.length > shown.length ? [`  … ${events.length - shown.length} earlier`, ...shown] : shown).join('\n');
 }

@@ -27,8 +27,15 @@ export function sandboxProcesses(dataDir: string, comm?: string): number[] {
     .map(Number);
 }
 
-/** Lists the pids of one program from inside a container, with nothing but the shell (no procps needed). */
-const listInside = (comm: string): string[] => ['sh', '-c', `for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = "${comm}" ] && echo "\${p#/proc/}"; done; true`];
+/**
+ * Runs `action` for each pid (`$pid`) of one program inside a container, with nothing but the shell (no procps
+ * needed), and prints what the action prints.
+ */
+const forEachInside = (comm: string, action: string): string[] => [
+  'sh',
+  '-c',
+  `for p in /proc/[0-9]*; do pid=\${p#/proc/}; [ "$(cat $p/comm 2>/dev/null)" = "${comm}" ] && ${action}; done; true`,
+];
 
 /**
  * The agent processes (`comm`, by default the Claude CLI) running in a data directory's sandboxes, on the backend of
@@ -39,13 +46,17 @@ export async function agentProcesses(dataDir: string, comm = 'claude'): Promise<
   if (testConfiguration().sandbox === 'local') return sandboxProcesses(dataDir, comm).map(String);
   const found: string[] = [];
   for (const container of await runningContainers(dataDir)) {
-    const output = await execInContainer(container, listInside(comm)).catch(() => '');
+    const output = await execInContainer(container, forEachInside(comm, 'echo "$pid"')).catch(() => '');
     for (const pid of output.split('\n').filter(Boolean)) found.push(`${container.slice(0, 12)}/${pid}`);
   }
   return found.sort();
 }
 
-/** Stops (SIGSTOP) every agent process of a data directory's sandboxes, so that it can answer nothing. */
+/**
+ * Stops (SIGSTOP) every agent process of a data directory's sandboxes, so that it can answer nothing; counts the
+ * processes stopped. On Docker the signal is sent as the container's own user, the agent's: the sandbox drops every
+ * capability, so its root may not signal another user's process (EPERM).
+ */
 export async function stopAgentProcesses(dataDir: string, comm = 'claude'): Promise<number> {
   if (testConfiguration().sandbox === 'local') {
     const pids = sandboxProcesses(dataDir, comm);
@@ -54,7 +65,7 @@ export async function stopAgentProcesses(dataDir: string, comm = 'claude'): Prom
   }
   let stopped = 0;
   for (const container of await runningContainers(dataDir)) {
-    const output = await execInContainer(container, ['sh', '-c', `${listInside(comm)[2]} | while read p; do kill -STOP "$p" && echo "$p"; done`], 'root');
+    const output = await execInContainer(container, forEachInside(comm, 'kill -STOP "$pid" && echo "$pid"'));
     stopped += output.split('\n').filter(Boolean).length;
   }
   return stopped;
@@ -68,9 +79,10 @@ async function runningContainers(dataDir: string): Promise<string[]> {
   return listed.map((container) => container.Id);
 }
 
-async function execInContainer(containerId: string, argv: string[], user?: string): Promise<string> {
+/** Runs argv as the container's own user (the agent's) and returns its stdout. */
+async function execInContainer(containerId: string, argv: string[]): Promise<string> {
   const docker = await connectDocker(process.env.DOCKER_HOST);
-  const exec = await docker.getContainer(containerId).exec({ Cmd: argv, AttachStdout: true, AttachStderr: false, ...(user ? { User: user } : {}) });
+  const exec = await docker.getContainer(containerId).exec({ Cmd: argv, AttachStdout: true, AttachStderr: false });
   const stream = await exec.start({ hijack: true, stdin: false });
   const chunks: Buffer[] = [];
   const output = new PassThrough();

@@ -4,7 +4,7 @@ import { requireAdmin } from '../auth.ts';
 import { idParams, userSchema } from '../schemas.ts';
 import type { App, AppServices } from '../app.ts';
 
-export function registerAdminRoutes(app: App, { accounts, agents, conversations }: AppServices): void {
+export function registerAdminRoutes(app: App, { accounts, agents, conversations, replicas }: AppServices): void {
   app.get('/api/admin/users', { schema: { tags: ['admin'], summary: 'All users', response: { 200: z.object({ users: z.array(userSchema) }) } } }, async (request) => {
     requireAdmin(request);
     return { users: await accounts.listUsers() };
@@ -67,6 +67,38 @@ export function registerAdminRoutes(app: App, { accounts, agents, conversations 
     async (request) => {
       requireAdmin(request);
       return { conversations: await conversations.activityDetails() };
+    },
+  );
+
+  app.get(
+    '/api/admin/replicas',
+    {
+      schema: {
+        tags: ['admin'],
+        summary: 'The server replicas sharing this database: version, heartbeat, and how many conversations each holds',
+        response: {
+          200: z.object({
+            replicas: z.array(
+              z.object({
+                id: z.string(),
+                version: z.string(),
+                url: z.string().nullable(),
+                hostname: z.string(),
+                pid: z.number().int(),
+                startedAt: z.string(),
+                heartbeatAt: z.string(),
+                draining: z.boolean().describe('shutting down: it takes no new turns'),
+                live: z.boolean().describe('its heartbeat is more recent than the lease time (AGENTYARD_LEASE_SECONDS)'),
+                leases: z.number().int().describe('conversations it holds now'),
+              }),
+            ),
+          }),
+        },
+      },
+    },
+    async (request) => {
+      requireAdmin(request);
+      return { replicas: await replicas.list() };
     },
   );
 

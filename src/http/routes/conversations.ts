@@ -3,11 +3,13 @@ import type { Conversation } from '../../core/types.ts';
 import { requireUser } from '../auth.ts';
 import { conversationSchema, idParams, messageSchema, turnSchema } from '../schemas.ts';
 import type { App, AppServices } from '../app.ts';
+import { forwardRequest, hereOrAtHolder, holderForwarding, sendHolderAnswer } from '../holder-forwarding.ts';
 
 export const presentConversation = ({ userId: _owner, claudeSessionId: _session, claudeResumeAt: _resumeAt, ...rest }: Conversation): z.infer<typeof conversationSchema> => rest;
 const title = z.string().trim().min(1).max(200);
 
-export function registerConversationRoutes(app: App, { conversations }: AppServices): void {
+export function registerConversationRoutes(app: App, { conversations, config }: AppServices): void {
+  const forwarding = holderForwarding(conversations, config.replica.id);
   app.post(
     '/api/conversations',
     {
@@ -99,10 +101,23 @@ export function registerConversationRoutes(app: App, { conversations }: AppServi
       schema: {
         tags: ['conversations'],
         summary: 'Stop the running turn; the conversation goes on afterwards',
+        description: 'Any server replica takes it: one that does not run the conversation forwards it, with your credential, to the one that does.',
         params: idParams,
         response: { 200: z.object({ interrupted: z.boolean() }) },
       },
     },
-    async (request) => ({ interrupted: await conversations.interrupt(requireUser(request), request.params.id) }),
+    async (request, reply) => {
+      const user = requireUser(request);
+      const id = request.params.id;
+      // The owner is checked here before the request goes to the replica running the turn, which checks it again.
+      await conversations.get(user, id);
+      return hereOrAtHolder(
+        forwarding,
+        request,
+        id,
+        async () => reply.send({ interrupted: await conversations.interrupt(user, id) }),
+        async (holder) => sendHolderAnswer(reply, await forwardRequest(request, holder, config.replica.id)),
+      );
+    },
   );
 }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { badRequest } from '../../core/errors.ts';
+import { AppError, badRequest } from '../../core/errors.ts';
 import { requireUser } from '../auth.ts';
 import { idParams, streamClosedSchema, streamedEventSchema } from '../schemas.ts';
 import type { App, AppServices } from '../app.ts';
@@ -14,13 +14,15 @@ import { StreamSlots } from '../stream-slots.ts';
  */
 const historyReadsAtOnce = 2;
 
+const drainingMessage = 'this server replica is shutting down; reconnect with Last-Event-ID to continue (the stream goes on elsewhere)';
+
 function parseAfter(header: string | string[] | undefined, query: string | undefined): number {
   const raw = (Array.isArray(header) ? header[0] : header) ?? query ?? '0';
   if (!/^\d{1,15}$/.test(raw.trim())) throw badRequest('Last-Event-ID and ?after must be a non-negative event number');
   return Number(raw.trim());
 }
 
-export function registerEventRoutes(app: App, { conversations, config }: AppServices): void {
+export function registerEventRoutes(app: App, { conversations, config, drainSignal }: AppServices): void {
   const slots = new StreamSlots({ perUser: config.events.streamsPerUser, perConversation: config.events.streamsPerConversation });
   const historyReads = new ConcurrencyLimit(historyReadsAtOnce);
   app.get(
@@ -51,6 +53,7 @@ export function registerEventRoutes(app: App, { conversations, config }: AppServ
       const conversationId = request.params.id;
       const after = parseAfter(request.headers['last-event-id'], request.query.after);
       await conversations.get(user, conversationId);
+      if (drainSignal.draining) throw new AppError('REPLICA_DRAINING', drainingMessage);
       const release = slots.acquire(user.id, conversationId);
 
       reply.hijack();
@@ -66,6 +69,9 @@ export function registerEventRoutes(app: App, { conversations, config }: AppServ
       // Revoking the credential that opened the stream ends it with a last `error` event.
       const connection = trackConnection(request, () => stream.end({ code: 'UNAUTHORIZED', message: revokedMessage }));
       stream.onEnd(() => connection.release());
+      // A replica shutting down ends its streams; the client reconnects (to another replica) with Last-Event-ID.
+      const stopListening = drainSignal.onDrain(() => stream.end({ code: 'REPLICA_DRAINING', message: drainingMessage }));
+      stream.onEnd(stopListening);
       stream.start();
     },
   );

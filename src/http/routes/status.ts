@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { platformVersion } from '../../core/version.ts';
 import { defaultPrices, modelChoices } from '../../usage/price-table.ts';
 import { requireUser } from '../auth.ts';
 import type { App, AppServices } from '../app.ts';
@@ -35,7 +36,7 @@ export function registerStatusRoutes(app: App, { config, agents, accounts }: App
     async (request) => {
       const credential = config.model.credential;
       return {
-        version: '0.1.0',
+        version: platformVersion,
         registration: config.registration,
         hasAccounts: await accounts.hasAnyAccount(),
         modelCredential: request.principal ? { configured: credential !== null, kind: credential?.kind ?? null } : null,

@@ -1,4 +1,4 @@
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { AppError, forbidden, unauthorized } from '../../core/errors.ts';
 import { requireUser } from '../auth.ts';
@@ -6,6 +6,8 @@ import { idParams } from '../schemas.ts';
 import type { App } from '../app.ts';
 import { credentialKey, revokedMessage, type LiveConnections } from '../live-connections.ts';
 import type { TerminalSession, TerminalSessions } from '../terminal-sessions.ts';
+import { hereOrAtHolder, holderForwarding, HolderRefusal, sendHolderAnswer, TerminalRelay, type Holder } from '../holder-forwarding.ts';
+import type { ConversationsService } from '../../conversations/conversations-service.ts';
 
 const querySchema = z.object({
   session: z
@@ -26,12 +28,24 @@ Authenticated by the session cookie or an \`Authorization: Bearer\` token; a req
 - Server to client: binary frames are terminal output; text frames are JSON: \`{"type":"attached","session","start","resumed"}\` first (\`start\` is the output offset of the next binary byte; when it differs from the client's \`offset\` the client clears its screen), \`{"type":"exit","code","signal"}\` when the shell ends (then the socket closes with 1000), \`{"type":"error","code","message"}\`.
 - A dropped socket leaves the shell running for a few minutes; reconnecting with the same \`session\` and \`offset\` resumes it. Close code 4001: the same session was opened in another tab.
 - Close code 4401: the credential that opened the shell was revoked (signed out, token revoked, password changed, account disabled); the shell is killed.
-- Terminals open at once are bounded per user and per conversation (429 TOO_MANY_TERMINALS); a terminal counts until its shell exits.`;
+- Terminals open at once are bounded per user and per conversation (429 TOO_MANY_TERMINALS); a terminal counts until its shell exits.
+- Any server replica takes the socket: one that does not run the conversation's sandbox relays it, frames and close codes unchanged, to the replica that does.`;
 
 /** Sessions resolved before the upgrade, so that errors are plain HTTP answers. */
 const opened = new WeakMap<FastifyRequest, TerminalSession>();
+/** Terminals whose shell runs on the replica holding the sandbox, connected there before the upgrade. */
+const relayed = new WeakMap<FastifyRequest, TerminalRelay>();
 
-export function registerTerminalRoutes(app: App, { terminals, liveConnections }: { terminals: TerminalSessions; liveConnections: LiveConnections }): void {
+export function registerTerminalRoutes(
+  app: App,
+  {
+    terminals,
+    liveConnections,
+    conversations,
+    replicaId,
+  }: { terminals: TerminalSessions; liveConnections: LiveConnections; conversations: ConversationsService; replicaId: string },
+): void {
+  const forwarding = holderForwarding(conversations, replicaId);
   app.route({
     method: 'GET',
     url: '/api/conversations/:id/terminal',
@@ -43,7 +57,7 @@ export function registerTerminalRoutes(app: App, { terminals, liveConnections }:
       querystring: querySchema,
       response: { 101: z.null().describe('Switching Protocols: the socket is open') },
     },
-    preHandler: async (request: FastifyRequest) => {
+    preHandler: async (request: FastifyRequest, reply: FastifyReply) => {
       const { id } = request.params as z.infer<typeof idParams>;
       const query = request.query as z.infer<typeof querySchema>;
       const user = requireUser(request);
@@ -51,30 +65,69 @@ export function registerTerminalRoutes(app: App, { terminals, liveConnections }:
       if (!request.ws) throw new AppError('BAD_REQUEST', 'this route is a WebSocket: connect with Upgrade: websocket');
       const sessionId = query.session ?? crypto.randomUUID();
       const principal = request.principal!;
-      // Tracked before the shell starts (which can take seconds), so a revocation meanwhile is not missed.
-      let session: TerminalSession | null = null;
-      let revoked = false;
-      const connection = liveConnections.track(principal, () => {
-        revoked = true;
-        session?.revoke();
-      });
+      // The owner is checked here before anything goes to another replica, which checks everything again.
+      await conversations.get(user, id);
+      const openHere = async (): Promise<void> => {
+        // Tracked before the shell starts (which can take seconds), so a revocation meanwhile is not missed.
+        let session: TerminalSession | null = null;
+        let revoked = false;
+        const connection = liveConnections.track(principal, () => {
+          revoked = true;
+          session?.revoke();
+        });
+        try {
+          session = await terminals.open(user, id, sessionId, { cols: query.cols, rows: query.rows });
+        } catch (error) {
+          connection.release();
+          throw error;
+        }
+        if (revoked) {
+          session.revoke();
+          throw unauthorized(revokedMessage);
+        }
+        session.holdCredential(credentialKey(principal), connection);
+        opened.set(request, session);
+      };
+      const openThere = async (holder: Holder): Promise<void> => {
+        const slot = terminals.holdRelayed(user, id, sessionId);
+        let relay: TerminalRelay | null = null;
+        let revoked = false;
+        const connection = liveConnections.track(principal, () => {
+          revoked = true;
+          relay?.revoke();
+        });
+        try {
+          relay = await TerminalRelay.open(request, holder, replicaId);
+        } catch (error) {
+          slot.release();
+          connection.release();
+          throw error;
+        }
+        relay.onEnd(() => {
+          slot.release();
+          connection.release();
+        });
+        if (revoked) {
+          relay.close();
+          throw unauthorized(revokedMessage);
+        }
+        relay.watch(request);
+        relayed.set(request, relay);
+      };
       try {
-        session = await terminals.open(user, id, sessionId, { cols: query.cols, rows: query.rows });
+        await hereOrAtHolder(forwarding, request, id, () => openHere(), openThere);
       } catch (error) {
-        connection.release();
+        if (error instanceof HolderRefusal) return sendHolderAnswer(reply, error.answer);
         throw error;
       }
-      if (revoked) {
-        session.revoke();
-        throw unauthorized(revokedMessage);
-      }
-      session.holdCredential(credentialKey(principal), connection);
-      opened.set(request, session);
+      return undefined;
     },
     handler: async () => {
       throw new AppError('BAD_REQUEST', 'this route is a WebSocket: connect with Upgrade: websocket');
     },
     wsHandler: (socket, request) => {
+      const relay = relayed.get(request);
+      if (relay) return relay.attach(socket);
       const session = opened.get(request);
       if (!session) {
         socket.close(1011, 'terminal not opened');

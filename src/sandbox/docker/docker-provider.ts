@@ -49,6 +49,8 @@ export interface DockerProviderOptions {
   tmpSizeMb?: number;
   /** Size limit of each workspace (with the agent's home), MiB, as a loop-mounted ext4 image; 0 or unset: none. */
   workspaceDiskMb?: number;
+  /** Other server processes (replicas) share the data directory. */
+  sharedDataDir?: boolean;
   logger?: Logger;
   maxFileBytes?: number;
 }
@@ -108,6 +110,7 @@ export class DockerProvider implements SandboxProvider {
       gid: this.gid,
       ...(options.maxFileBytes !== undefined ? { maxFileBytes: options.maxFileBytes } : {}),
       ...(options.workspaceDiskMb !== undefined ? { diskMb: options.workspaceDiskMb } : {}),
+      ...(options.sharedDataDir ? { shared: true } : {}),
       logger: this.logger,
     });
     this.pool = new WarmPool({

@@ -29,6 +29,8 @@ export interface LocalProviderOptions {
   maxFileBytes?: number;
   /** Size limit of each workspace (with the agent's home), MiB, as a loop-mounted ext4 image; 0 or unset: none. */
   workspaceDiskMb?: number;
+  /** Other server processes (replicas) share the data directory. */
+  sharedDataDir?: boolean;
 }
 
 /** How each limit of SandboxLimits is enforced on this host. */
@@ -93,6 +95,7 @@ export class LocalProvider implements SandboxProvider {
       gid: this.gid,
       ...(options.maxFileBytes !== undefined ? { maxFileBytes: options.maxFileBytes } : {}),
       ...(options.workspaceDiskMb !== undefined ? { diskMb: options.workspaceDiskMb } : {}),
+      ...(options.sharedDataDir ? { shared: true } : {}),
       logger: this.logger,
     });
   }

@@ -4,6 +4,9 @@ import { gatewaySchema } from './0002-gateway.ts';
 import { sandboxRuntimeSchema } from './0003-sandbox-runtime.ts';
 import { platformSettingsSchema } from './0004-platform-settings.ts';
 import { claudeResumePointSchema } from './0005-claude-resume-point.ts';
+import { replicasSchema } from './0006-replicas.ts';
+import { sharedLimitsSchema } from './0007-shared-limits.ts';
+import { gatewayGrantsSchema } from './0008-gateway-grants.ts';
 
 /**
  * Every migration, keyed by name; Kysely applies them in name order. Kept in code rather than
@@ -15,6 +18,9 @@ export const migrations: Record<string, Migration> = {
   '0003-sandbox-runtime': sandboxRuntimeSchema,
   '0004-platform-settings': platformSettingsSchema,
   '0005-claude-resume-point': claudeResumePointSchema,
+  '0006-replicas': replicasSchema,
+  '0007-shared-limits': sharedLimitsSchema,
+  '0008-gateway-grants': gatewayGrantsSchema,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -2,6 +2,7 @@ import { PostgresDialect } from 'kysely';
 import { silentLogger, type Logger } from '../../core/logger.ts';
 import type { Store } from '../../core/store.ts';
 import { SqlStore, type ConstraintViolation } from '../sql-store.ts';
+import { PostgresNotifications } from './notification-listener.ts';
 
 export interface PostgresStoreConfig {
   /** A connection string, e.g. `postgresql://user:password@host:5432/agentyard`. */
@@ -23,7 +24,13 @@ export function createPostgresStore(config: PostgresStoreConfig, logger: Logger 
       return pool;
     },
   });
-  return new SqlStore({ kind: 'postgres', dialect, classifyError: classifyPostgresError, logger });
+  return new SqlStore({
+    kind: 'postgres',
+    dialect,
+    classifyError: classifyPostgresError,
+    logger,
+    notifications: (db) => new PostgresNotifications({ url: config.url, db, logger }),
+  });
 }
 
 /**

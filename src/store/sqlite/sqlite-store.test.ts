@@ -50,16 +50,23 @@ describe('SqliteStore', () => {
       expect(tables).toEqual([
         'agents',
         'api_tokens',
+        'conversation_leases',
         'conversations',
         'egress_log',
         'events',
+        'gateway_grants',
         'invites',
+        'lease_history',
         'platform_settings',
         'quota_overrides',
+        'rate_limit_windows',
+        'replica_tasks',
+        'replicas',
         'sandbox_sessions',
         'sessions',
         'turns',
         'usage_records',
+        'usage_totals',
         'user_credentials',
         'users',
       ]);
@@ -80,7 +87,7 @@ describe('SqliteStore', () => {
     await second.close();
   });
 
-  it('upgrades a database of the first release: agents get no egress, usage gets its agent', async () => {
+  it('upgrades a database of the first release: agents get no egress, usage gets its agent and daily totals', async () => {
     const path = nextPath();
     const database = new Database(path);
     const kysely = new Kysely<unknown>({ dialect: new SqliteDialect({ database }) });
@@ -102,6 +109,10 @@ describe('SqliteStore', () => {
     expect((await store.listUsage({ userId: 'usr_1' })).map((record) => [record.id, record.agentId])).toEqual([
       ['use_1', 'agt_1'],
       ['use_2', null],
+    ]);
+    // The quotas' daily totals (migration 0007) are filled in from the records already there.
+    expect(await store.usageTotals('usr_1', '2025-06-01')).toEqual([
+      { day: '2025-06-01', model: 'm', requests: 2, usage: { inputTokens: 2, outputTokens: 4, cacheCreationInputTokens: 6, cacheReadInputTokens: 8 } },
     ]);
     // Its existing account holds the first-admin place: a new registration cannot claim it.
     expect(await store.createFirstAdmin({ id: 'usr_2', email: 'b@example.com', passwordHash: 'h' })).toBeNull();

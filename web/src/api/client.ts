@@ -1,4 +1,4 @@
-import type { Activity, Agent, AgentCeilingsState, AgentDefinition, AgentLimits, ApiToken, Conversation, ModelChoices, QuotaReport, Status, UsageReport, User, WorkspaceEntry } from './types.ts';
+import type { Activity, Agent, AgentCeilingsState, AgentDefinition, AgentLimits, ApiToken, Conversation, ModelChoices, QuotaReport, Replica, Status, UsageReport, User, WorkspaceEntry } from './types.ts';
 
 /** An error answer of the API: `{ error: { code, message, requestId } }`. */
 export class ApiError extends Error {
@@ -133,4 +133,5 @@ export const api = {
   users: () => request<{ users: User[] }>('GET', '/api/admin/users'),
   updateUser: (id: string, patch: { role?: 'admin' | 'user'; disabled?: boolean }) => request<{ user: User }>('PATCH', `/api/admin/users/${encodeURIComponent(id)}`, patch),
   activity: () => request<{ conversations: Activity[] }>('GET', '/api/admin/activity'),
+  replicas: () => request<{ replicas: Replica[] }>('GET', '/api/admin/replicas'),
 };

@@ -941,7 +941,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Stop the running turn; the conversation goes on afterwards */
+        /**
+         * Stop the running turn; the conversation goes on afterwards
+         * @description Any server replica takes it: one that does not run the conversation forwards it, with your credential, to the one that does.
+         */
         post: {
             parameters: {
                 query?: never;
@@ -1445,6 +1448,60 @@ export interface paths {
                                 agentId: string | null;
                                 userId: string | null;
                                 userEmail: string | null;
+                            }[];
+                        };
+                    };
+                };
+                "4XX": components["responses"]["Error"];
+                "5XX": components["responses"]["Error"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/replicas": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The server replicas sharing this database: version, heartbeat, and how many conversations each holds */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            replicas: {
+                                id: string;
+                                version: string;
+                                url: string | null;
+                                hostname: string;
+                                pid: number;
+                                startedAt: string;
+                                heartbeatAt: string;
+                                /** @description shutting down: it takes no new turns */
+                                draining: boolean;
+                                /** @description its heartbeat is more recent than the lease time (AGENTYARD_LEASE_SECONDS) */
+                                live: boolean;
+                                /** @description conversations it holds now */
+                                leases: number;
                             }[];
                         };
                     };
@@ -2521,6 +2578,7 @@ export interface paths {
          *     - A dropped socket leaves the shell running for a few minutes; reconnecting with the same `session` and `offset` resumes it. Close code 4001: the same session was opened in another tab.
          *     - Close code 4401: the credential that opened the shell was revoked (signed out, token revoked, password changed, account disabled); the shell is killed.
          *     - Terminals open at once are bounded per user and per conversation (429 TOO_MANY_TERMINALS); a terminal counts until its shell exits.
+         *     - Any server replica takes the socket: one that does not run the conversation's sandbox relays it, frames and close codes unchanged, to the replica that does.
          */
         get: {
             parameters: {

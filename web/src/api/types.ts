@@ -41,6 +41,7 @@ export type ApiToken = Schemas['ApiToken'];
 export type WorkspaceEntry = Answer<'/api/conversations/{id}/files', 'get'>['entries'][number];
 
 export type Activity = Answer<'/api/admin/activity', 'get'>['conversations'][number];
+export type Replica = Answer<'/api/admin/replicas', 'get'>['replicas'][number];
 
 /** GET /api/models: the models an agent may be given, the default first. */
 export type ModelChoices = Answer<'/api/models', 'get'>;

@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useState, type FormEvent } from 'react';
 import { api, ApiError } from '../api/client.ts';
-import type { Activity, AgentCeilingsState, AgentLimits, User } from '../api/types.ts';
+import type { Activity, AgentCeilingsState, AgentLimits, Replica, User } from '../api/types.ts';
 import { ConfirmDialog } from '../components/dialog.tsx';
 import { Spinner } from '../components/spinner.tsx';
 import { timeAgo } from '../lib/format.ts';
@@ -10,17 +10,23 @@ export default function AdminPage() {
   const { user: me, agents } = useSession();
   const [users, setUsers] = useState<User[] | null>(null);
   const [activity, setActivity] = useState<Activity[] | null>(null);
+  const [replicas, setReplicas] = useState<Replica[] | null>(null);
   const [disabling, setDisabling] = useState<User | null>(null);
   const [error, setError] = useState<string | null>(null);
 
   const loadUsers = useCallback(async () => setUsers((await api.users()).users), []);
   const loadActivity = useCallback(async () => setActivity((await api.activity()).conversations), []);
+  const loadReplicas = useCallback(async () => setReplicas((await api.replicas()).replicas), []);
   useEffect(() => {
     void loadUsers().catch(() => setError('could not load users'));
-    void loadActivity().catch(() => undefined);
-    const timer = setInterval(() => void loadActivity().catch(() => undefined), 5000);
+    const refresh = (): void => {
+      void loadActivity().catch(() => undefined);
+      void loadReplicas().catch(() => undefined);
+    };
+    refresh();
+    const timer = setInterval(refresh, 5000);
     return () => clearInterval(timer);
-  }, [loadUsers, loadActivity]);
+  }, [loadUsers, loadActivity, loadReplicas]);
 
   const update = async (user: User, patch: { role?: 'admin' | 'user'; disabled?: boolean }): Promise<void> => {
     setError(null);
@@ -59,6 +65,43 @@ export default function AdminPage() {
                   <td>{agentName(entry.agentId)}</td>
                   <td>
                     <span className={`badge${entry.busy ? ' running' : ''}`}>{entry.busy ? 'running a turn' : entry.paused ? 'paused' : 'idle sandbox'}</span>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      ) : null}
+
+      <h2>Server replicas</h2>
+      {replicas === null ? <Spinner label="Loading replicas" /> : null}
+      {replicas ? (
+        <div className="table-wrap">
+          <table className="table" aria-label="Server replicas">
+            <thead>
+              <tr>
+                <th>Replica</th>
+                <th>Version</th>
+                <th>Host</th>
+                <th>Conversations</th>
+                <th>Heartbeat</th>
+                <th>State</th>
+              </tr>
+            </thead>
+            <tbody>
+              {replicas.map((replica) => (
+                <tr key={replica.id} className={replica.live ? '' : 'revoked'}>
+                  <td>{replica.id}</td>
+                  <td>{replica.version}</td>
+                  <td>
+                    {replica.hostname} (pid {replica.pid})
+                  </td>
+                  <td>{replica.leases}</td>
+                  <td>{timeAgo(replica.heartbeatAt)}</td>
+                  <td>
+                    <span className={`badge${replica.live && !replica.draining ? ' running' : ''}`}>
+                      {!replica.live ? 'not answering' : replica.draining ? 'shutting down' : 'live'}
+                    </span>
                   </td>
                 </tr>
               ))}

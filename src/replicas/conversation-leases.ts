@@ -1,0 +1,108 @@
+import type { Logger } from '../core/logger.ts';
+import type { Fence, Store } from '../core/store.ts';
+
+/**
+ * The conversations this replica holds, each by a lease in the store: claimed before a turn runs, renewed together a
+ * few times per lease period, given up when the conversation goes idle. When a renewal shows a lease gone (another
+ * replica took it while this one was stopped or cut off), `onLost` is told at once; the store refuses the old
+ * holder's writes anyway (the fencing token), so a late notice costs nothing but work.
+ */
+export class ConversationLeases {
+  private readonly held = new Map<string, number>();
+  private timer: NodeJS.Timeout | null = null;
+  private lostListener: (conversationId: string) => void = () => undefined;
+  /** When the leases were last known to be renewed; past the lease period without renewal, all are presumed lost. */
+  private renewedAt = Date.now();
+
+  constructor(
+    private readonly store: Store,
+    readonly replicaId: string,
+    readonly leaseMs: number,
+    private readonly logger: Logger,
+  ) {}
+
+  onLost(listener: (conversationId: string) => void): void {
+    this.lostListener = listener;
+  }
+
+  start(): void {
+    this.timer = setInterval(() => void this.renew(), Math.max(300, Math.floor(this.leaseMs / 3)));
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** The fence of the conversation's lease if this replica holds it. */
+  fenceOf(conversationId: string): Fence | null {
+    const token = this.held.get(conversationId);
+    return token === undefined ? null : { replicaId: this.replicaId, token };
+  }
+
+  get count(): number {
+    return this.held.size;
+  }
+
+  conversations(): string[] {
+    return [...this.held.keys()];
+  }
+
+  /**
+   * Claims the conversation's lease; null when another replica holds it. `presumeExpired`: the holder is known to be
+   * gone, so its lease is taken even before it expires.
+   */
+  async claim(conversationId: string, options: { presumeExpired?: boolean } = {}): Promise<{ fence: Fence; previousReplicaId: string | null } | null> {
+    const before = await this.store.getLease(conversationId);
+    const now = new Date();
+    // A lease is taken when it expired "at `now`": for a holder known gone, that moment is just past its expiry.
+    const at = options.presumeExpired && before ? new Date(Math.max(now.getTime(), Date.parse(before.expiresAt) + 1)) : now;
+    const lease = await this.store.claimLease(conversationId, this.replicaId, at.toISOString(), new Date(now.getTime() + this.leaseMs).toISOString());
+    if (!lease) return null;
+    this.held.set(conversationId, lease.token);
+    const previousReplicaId = before && before.replicaId !== this.replicaId ? before.replicaId : null;
+    return { fence: { replicaId: this.replicaId, token: lease.token }, previousReplicaId };
+  }
+
+  async release(conversationId: string): Promise<void> {
+    const token = this.held.get(conversationId);
+    if (token === undefined) return;
+    this.held.delete(conversationId);
+    await this.store
+      .releaseLease({ conversationId, replicaId: this.replicaId, token })
+      .catch((error: unknown) => this.logger.warn({ err: error, conversationId }, 'could not release the conversation’s lease'));
+  }
+
+  /** Forgets a lease without touching the store (it was found lost). */
+  forget(conversationId: string): void {
+    this.held.delete(conversationId);
+  }
+
+  private async renew(): Promise<void> {
+    if (this.held.size === 0) {
+      this.renewedAt = Date.now();
+      return;
+    }
+    const started = Date.now();
+    try {
+      const leases = await this.store.renewLeases(this.replicaId, new Date(started + this.leaseMs).toISOString());
+      this.renewedAt = started;
+      const still = new Map(leases.map((lease) => [lease.conversationId, lease.token]));
+      for (const [conversationId, token] of [...this.held]) {
+        if (still.get(conversationId) === token) continue;
+        this.held.delete(conversationId);
+        this.logger.warn({ conversationId }, 'lease lost: another replica holds the conversation');
+        this.lostListener(conversationId);
+      }
+    } catch (error) {
+      this.logger.warn({ err: error }, 'could not renew the conversations’ leases');
+      if (Date.now() - this.renewedAt < this.leaseMs) return;
+      // Not renewed for a whole lease period: others may have taken any of them. Stop working on all.
+      for (const conversationId of [...this.held.keys()]) {
+        this.held.delete(conversationId);
+        this.lostListener(conversationId);
+      }
+    }
+  }
+}
