@@ -8,6 +8,8 @@
  *     [--kills N] [--turns N] [--turn-conversations N] [--api-requests N]
  *   (or BENCH_PARTS, BENCH_LEASE_SECONDS, BENCH_SUBSCRIBERS, BENCH_CONVERSATIONS, BENCH_ROUNDS, BENCH_DELTAS,
  *    BENCH_DELTA_MS, BENCH_KILLS, BENCH_TURNS, BENCH_TURN_CONVERSATIONS, BENCH_API_REQUESTS)
+ *   Defaults: all parts, lease 15 s, 1000 subscribers on 5 conversations, 3 rounds of 60 deltas 50 ms apart,
+ *   5 kills, 60 turns over 6 conversations, 300 API requests.
  *
  * 1. delivery: N raw SSE subscribers (plain TCP sockets in this process) on a few conversations over three replicas,
  *    every conversation streaming a turn at once. Latency is the event's `createdAt` (taken on the appending replica
@@ -23,13 +25,15 @@
  * targets are met, 1 if a part could not run.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import path from 'node:path';
+import { monitorEventLoopDelay, performance, PerformanceObserver } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import pg from 'pg';
 import { ApiClient, type StreamedEvent } from '../test/support/api-client.ts';
 import { sandboxProcesses } from '../test/support/host-processes.ts';
 import { platformSecret } from '../test/support/platform.ts';
@@ -45,7 +49,6 @@ import {
   type ReplicaSet,
 } from '../test/support/replicas.ts';
 import { startScriptedModel, text } from '../test/support/scripted-model.ts';
-import pg from 'pg';
 import { killServer } from '../test/support/server-process.ts';
 import { formatBytes, formatMs, percentile, table } from './stats.ts';
 
@@ -190,6 +193,13 @@ async function startCluster(count: number, modelUrl: string, leaseSeconds: numbe
   return set;
 }
 
+/** Writes every replica's whole log to a file (for a run that went wrong), and returns its path. */
+function saveLogs(set: ReplicaSet, label: string): string {
+  const file = path.join(tmpdir(), `bench-replicas-${label}-${Date.now()}.log`);
+  writeFileSync(file, set.replicas.map((replica) => [`=== replica ${replica.id} (pid ${replica.server.child.pid})`, ...replica.server.log].join('\n')).join('\n') + '\n');
+  return file;
+}
+
 const databaseName = (set: ReplicaSet): string => new URL(set.databaseUrl).pathname.slice(1);
 
 /** Stops the replicas, then checks that their processes, sandboxes, data directory and database are all gone. */
@@ -304,19 +314,22 @@ const loads = (): string => loadavg().map((value) => value.toFixed(2)).join(' ')
 const turnEndedMarker = Buffer.from('event: turn.ended\n');
 
 /**
- * One conversation's event stream on a plain TCP socket. While streaming, each chunk is kept with the time it was read
- * and looked at only for the end of a turn (so the benchmark knows when a round is over); frames are parsed afterwards,
- * so the client's own work while measuring stays small.
+ * One conversation's event stream on a plain TCP socket. While streaming, each chunk is copied to the end of one
+ * growing buffer (so that 1,000 streams leave a thousand buffers to the garbage collector, not a hundred thousand)
+ * with the time it was read, and is looked at only for the end of a turn (so the benchmark knows when a round is
+ * over). Frames are parsed afterwards, so the client's own work while measuring stays small.
  */
 class RawSubscriber {
-  readonly chunks: Buffer[] = [];
-  /** performance.now() when each chunk was read. */
-  readonly arrivals: number[] = [];
   turnEnds = 0;
-  /** Time spent in this subscriber's data handler, ms. */
+  /** Chunks read, and the time spent in the data handler for them (ms). */
+  chunkCount = 0;
   handlerMs = 0;
   closedEarly = false;
-  private tail: Buffer = Buffer.alloc(0);
+  private bytes = Buffer.allocUnsafe(32 * 1024);
+  private length = 0;
+  /** For each chunk: where it ends in `bytes`, and performance.now() when it was read. */
+  private chunkEnds = new Float64Array(256);
+  private arrivals = new Float64Array(256);
   private socket: Socket | null = null;
   private closing = false;
 
@@ -342,26 +355,26 @@ class RawSubscriber {
       const socket = connect({ host: url.hostname, port: Number(url.port) });
       this.socket = socket;
       socket.setNoDelay(true);
-      let head = '';
       let answered = false;
       socket.on('data', (chunk: Buffer) => {
         const at = performance.now();
-        this.chunks.push(chunk);
-        this.arrivals.push(at);
+        const before = this.length;
+        this.keep(chunk, at);
         if (!answered) {
-          head += chunk.toString('latin1');
-          if (!head.includes('\r\n\r\n')) return;
+          const headEnd = this.bytes.subarray(0, this.length).indexOf('\r\n\r\n');
+          if (headEnd < 0) return;
           answered = true;
+          const head = this.bytes.subarray(0, headEnd).toString('latin1');
           if (!head.startsWith('HTTP/1.1 200')) {
-            reject(new Error(`event stream on ${this.replica.id} answered: ${head.slice(0, 400)}`));
+            reject(new Error(`event stream on ${this.replica.id} answered: ${this.bytes.subarray(0, Math.min(this.length, 400)).toString('latin1')}`));
             socket.destroy();
             return;
           }
           resolve();
         }
-        if (chunk.indexOf(turnEndedMarker) >= 0) this.turnEnds += 1;
-        else if (this.tail.length > 0 && Buffer.concat([this.tail, chunk.subarray(0, turnEndedMarker.length)]).indexOf(turnEndedMarker) >= 0) this.turnEnds += 1;
-        this.tail = chunk.subarray(Math.max(0, chunk.length - turnEndedMarker.length + 1));
+        // A marker may straddle two chunks: look from just before this chunk.
+        const recent = this.bytes.subarray(Math.max(0, before - turnEndedMarker.length + 1), this.length);
+        for (let found = recent.indexOf(turnEndedMarker); found >= 0; found = recent.indexOf(turnEndedMarker, found + 1)) this.turnEnds += 1;
         this.handlerMs += performance.now() - at;
       });
       socket.on('error', (error) => {
@@ -379,6 +392,42 @@ class RawSubscriber {
     this.closing = true;
     this.socket?.destroy();
   }
+
+  /** Everything read, with where each chunk ends and when it was read (performance.now()). */
+  received(): { bytes: Buffer; chunkEnds: Float64Array; arrivals: Float64Array } {
+    return {
+      bytes: this.bytes.subarray(0, this.length),
+      chunkEnds: this.chunkEnds.subarray(0, this.chunkCount),
+      arrivals: this.arrivals.subarray(0, this.chunkCount),
+    };
+  }
+
+  /** Lets the memory go once parsed. */
+  forget(): void {
+    this.bytes = Buffer.alloc(0);
+    this.length = 0;
+  }
+
+  private keep(chunk: Buffer, at: number): void {
+    if (this.length + chunk.length > this.bytes.length) {
+      const larger = Buffer.allocUnsafe(Math.max(this.bytes.length * 2, this.length + chunk.length));
+      this.bytes.copy(larger, 0, 0, this.length);
+      this.bytes = larger;
+    }
+    chunk.copy(this.bytes, this.length);
+    this.length += chunk.length;
+    if (this.chunkCount === this.chunkEnds.length) {
+      const ends = new Float64Array(this.chunkEnds.length * 2);
+      ends.set(this.chunkEnds);
+      this.chunkEnds = ends;
+      const arrivals = new Float64Array(this.arrivals.length * 2);
+      arrivals.set(this.arrivals);
+      this.arrivals = arrivals;
+    }
+    this.chunkEnds[this.chunkCount] = this.length;
+    this.arrivals[this.chunkCount] = at;
+    this.chunkCount += 1;
+  }
 }
 
 interface ReceivedEvent {
@@ -392,10 +441,7 @@ interface ReceivedEvent {
 
 /** The events of a subscriber's stream with their arrival times: HTTP chunked encoding undone, SSE frames parsed. */
 function parseSubscriber(subscriber: RawSubscriber): ReceivedEvent[] {
-  const raw = Buffer.concat(subscriber.chunks);
-  const chunkEnds: number[] = [];
-  let total = 0;
-  for (const chunk of subscriber.chunks) chunkEnds.push((total += chunk.length));
+  const { bytes: raw, chunkEnds, arrivals } = subscriber.received();
   const arrivalOf = (rawOffset: number): number => {
     let low = 0;
     let high = chunkEnds.length - 1;
@@ -404,7 +450,7 @@ function parseSubscriber(subscriber: RawSubscriber): ReceivedEvent[] {
       if (chunkEnds[middle]! > rawOffset) high = middle;
       else low = middle + 1;
     }
-    return performance.timeOrigin + subscriber.arrivals[low]!;
+    return performance.timeOrigin + arrivals[low]!;
   };
 
   const headEnd = raw.indexOf('\r\n\r\n');
@@ -530,6 +576,11 @@ async function deliveryPart(options: BenchOptions, modelUrl: string): Promise<vo
     const loopDelay = monitorEventLoopDelay({ resolution: 1 });
     const pids = replicaPids(set.replicas);
     const cpuBefore = { bench: process.cpuUsage(), replicas: pids.map(processCpuMs), machine: machineCpu(), at: performance.now() };
+    const gcPauses: number[] = [];
+    const gcObserver = new PerformanceObserver((list) => {
+      for (const entry of list.getEntries()) gcPauses.push(entry.duration);
+    });
+    gcObserver.observe({ entryTypes: ['gc'] });
     loopDelay.enable();
     for (let round = 1; round <= options.rounds; round += 1) {
       progress(`delivery: round ${round} of ${options.rounds}`);
@@ -546,6 +597,7 @@ async function deliveryPart(options: BenchOptions, modelUrl: string): Promise<vo
       });
     }
     loopDelay.disable();
+    gcObserver.disconnect();
     const wallMs = performance.now() - cpuBefore.at;
     const benchCpu = process.cpuUsage(cpuBefore.bench);
     const replicaCpu = pids.map((pid, index) => processCpuMs(pid) - cpuBefore.replicas[index]!);
@@ -563,8 +615,8 @@ async function deliveryPart(options: BenchOptions, modelUrl: string): Promise<vo
     }
     const local: number[] = [];
     const cross: number[] = [];
-    /** Per event (conversation and seq): the arrival times on the appending replica and on the others. */
-    const perEvent = new Map<string, { local: number[]; cross: number[] }>();
+    /** Per event (conversation and seq): when it was appended, and its arrival times on the appending replica and on the others. */
+    const perEvent = new Map<string, { appendedAt: number; local: number[]; cross: number[] }>();
     let delivered = 0;
     let lost = 0;
     let repeated = 0;
@@ -574,10 +626,10 @@ async function deliveryPart(options: BenchOptions, modelUrl: string): Promise<vo
     let chunks = 0;
     for (const subscriber of subscribers) {
       handlerMs += subscriber.handlerMs;
-      chunks += subscriber.chunks.length;
+      chunks += subscriber.chunkCount;
       const expected = stored.get(subscriber.conversationId)!;
       const received = parseSubscriber(subscriber);
-      subscriber.chunks.length = 0;
+      subscriber.forget();
       const seen = new Set<number>();
       let previous = subscriber.after;
       for (const event of received) {
@@ -588,25 +640,29 @@ async function deliveryPart(options: BenchOptions, modelUrl: string): Promise<vo
         seen.add(event.seq);
         if (expected.get(event.seq) !== event.type) mismatched += 1;
         const appender = event.type === 'turn.queued' ? postedVia.get(event.turnId ?? '')?.id : runnerOfTurn.get(event.turnId ?? '');
-        const latency = event.arrivedAt - Date.parse(event.createdAt);
+        const appendedAt = Date.parse(event.createdAt);
         const isLocal = appender === subscriber.replica.id;
-        (isLocal ? local : cross).push(latency);
+        (isLocal ? local : cross).push(event.arrivedAt - appendedAt);
         const key = `${subscriber.conversationId} ${event.seq}`;
-        const entry = perEvent.get(key) ?? { local: [], cross: [] };
+        const entry = perEvent.get(key) ?? { appendedAt, local: [], cross: [] };
         (isLocal ? entry.local : entry.cross).push(event.arrivedAt);
         perEvent.set(key, entry);
       }
       for (const seq of expected.keys()) if (!seen.has(seq)) lost += 1;
     }
-    const crossMinusLocal: number[] = [];
+    const perEventFigures = { crossMinusLocal: [] as number[], firstLocal: [] as number[], firstCross: [] as number[], fanOutLocal: [] as number[], fanOutCross: [] as number[] };
     for (const entry of perEvent.values()) {
-      if (entry.local.length > 0 && entry.cross.length > 0) crossMinusLocal.push(median(entry.cross) - median(entry.local));
+      if (entry.local.length === 0 || entry.cross.length === 0) continue;
+      perEventFigures.crossMinusLocal.push(median(entry.cross) - median(entry.local));
+      perEventFigures.firstLocal.push(Math.min(...entry.local) - entry.appendedAt);
+      perEventFigures.firstCross.push(Math.min(...entry.cross) - entry.appendedAt);
+      perEventFigures.fanOutLocal.push(Math.max(...entry.local) - Math.min(...entry.local));
+      perEventFigures.fanOutCross.push(Math.max(...entry.cross) - Math.min(...entry.cross));
     }
     const storedTotal = [...stored.values()].reduce((sum, events) => sum + events.size, 0);
     const eventsPerTurn = storedTotal / (options.conversations * options.rounds);
     const localSpread = spread(local);
     const crossSpread = spread(cross);
-    const differenceSpread = spread(crossMinusLocal);
     const lag = { p50: loopDelay.percentile(50) / 1e6, p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 };
     const cut = subscribers.filter((subscriber) => subscriber.closedEarly).length;
 
@@ -625,14 +681,19 @@ async function deliveryPart(options: BenchOptions, modelUrl: string): Promise<vo
         ['subscribers on', 'samples', 'p50', 'p95', 'p99', 'max'],
         ['A: the appending replica (local)', String(localSpread.n), formatMs(localSpread.p50), formatMs(localSpread.p95), formatMs(localSpread.p99), formatMs(localSpread.max)],
         ['B: another replica (cross)', String(crossSpread.n), formatMs(crossSpread.p50), formatMs(crossSpread.p95), formatMs(crossSpread.p99), formatMs(crossSpread.max)],
-        [
-          'B − A per event (median arrival on B − on A)',
-          String(differenceSpread.n),
-          formatMs(differenceSpread.p50),
-          formatMs(differenceSpread.p95),
-          formatMs(differenceSpread.p99),
-          formatMs(differenceSpread.max),
-        ],
+        ['per event:', '', '', '', '', ''],
+        ...(
+          [
+            ['  append → its first subscriber on A', perEventFigures.firstLocal],
+            ['  append → its first subscriber on B', perEventFigures.firstCross],
+            ['  first → last subscriber on A (fan-out)', perEventFigures.fanOutLocal],
+            ['  first → last subscriber on B (fan-out, both others)', perEventFigures.fanOutCross],
+            ['  B − A (median arrival on B − on A)', perEventFigures.crossMinusLocal],
+          ] as const
+        ).map(([label, samples]) => {
+          const figures = spread(samples);
+          return [label, String(figures.n), formatMs(figures.p50), formatMs(figures.p95), formatMs(figures.p99), formatMs(figures.max)];
+        }),
       ]),
     );
     print();
@@ -643,7 +704,8 @@ async function deliveryPart(options: BenchOptions, modelUrl: string): Promise<vo
     print(
       `  client (this process, all ${options.subscribers} sockets): ${((handlerMs / chunks) * 1000).toFixed(1)} µs per chunk read in its handler (${chunks} chunks, ` +
         `${(((benchCpu.user + benchCpu.system) / 1000 / wallMs) * 100).toFixed(0)} % of a core in all); its event-loop delay p50 ${formatMs(lag.p50)}, ` +
-        `p99 ${formatMs(lag.p99)}, max ${formatMs(lag.max)} (how long a readable socket may wait for it, included in both rows)`,
+        `p99 ${formatMs(lag.p99)}, max ${formatMs(lag.max)} (how long a readable socket may wait for it, included in every row); ` +
+        `garbage collection ${gcPauses.length} pauses, ${formatMs(gcPauses.reduce((sum, pause) => sum + pause, 0))} in all, longest ${formatMs(Math.max(0, ...gcPauses))}`,
     );
     print(
       `  replicas' CPU over the run: ${pids.map((_, index) => `${set.replicas[index]!.id} ${((replicaCpu[index]! / wallMs) * 100).toFixed(0)} %`).join(', ')} of a core; ` +
@@ -782,6 +844,9 @@ function takeoverTime(set: ReplicaSet, conversationId: string): number {
 // Part 3: one replica against three
 
 interface TurnTiming {
+  turnId: string;
+  /** `completed`, or the status and error code it ended with. */
+  outcome: string;
   startedMs: number;
   firstDeltaMs: number;
   endedMs: number;
@@ -800,6 +865,8 @@ interface OverheadFigures {
   warm: TurnTiming[];
   warmMachineBusy: number;
   warmReplicaCpuMs: number;
+  /** Where the replicas' logs were saved when a turn did not complete, else null. */
+  logs: string | null;
 }
 
 /**
@@ -831,9 +898,15 @@ async function driveConversation(user: ApiClient, conversation: { id: string; la
       if (latest?.event === 'turn.started') turn.startedAt ??= now;
       if (latest?.event === 'message.delta') turn.firstDeltaAt ??= now;
       if (latest?.event === 'turn.ended') {
-        if (latest.data.status !== 'completed') throw new Error(`turn ${latest.data.turnId} ended ${latest.data.status}: ${JSON.stringify(latest.data.error)}`);
+        // A turn that did not complete is counted and reported, not retried: the next message goes on as a user's would.
         endedTurns.push(latest.data.turnId as string);
-        timings.push({ startedMs: (turn.startedAt ?? Number.NaN) - turn.postedAt, firstDeltaMs: (turn.firstDeltaAt ?? Number.NaN) - turn.postedAt, endedMs: now - turn.postedAt });
+        timings.push({
+          turnId: latest.data.turnId as string,
+          outcome: latest.data.status === 'completed' ? 'completed' : `${latest.data.status} ${latest.data.error?.code ?? ''}`.trim(),
+          startedMs: (turn.startedAt ?? Number.NaN) - turn.postedAt,
+          firstDeltaMs: (turn.firstDeltaAt ?? Number.NaN) - turn.postedAt,
+          endedMs: now - turn.postedAt,
+        });
         if (timings.length === turns) return true;
         post();
       }
@@ -901,7 +974,9 @@ async function overheadRun(count: number, options: BenchOptions, modelUrl: strin
     const warmWallMs = performance.now() - warmStarted;
     warmDone = true;
     const apiLoaded = await loaded;
+    const incomplete = [...cold, ...warm].some((turn) => turn.outcome !== 'completed');
     return {
+      logs: incomplete ? saveLogs(set, `overhead-${count}`) : null,
       replicas: count,
       idleCpuMsPerSecond,
       rssEach,
@@ -924,30 +999,49 @@ async function overheadPart(options: BenchOptions, modelUrl: string): Promise<vo
   const runs: OverheadFigures[] = [];
   for (const count of [1, 3]) runs.push(await overheadRun(count, options, modelUrl));
   const cells = (pick: (figures: OverheadFigures) => string): string[] => runs.map(pick);
-  const p = (values: number[], at: number): number => percentile([...values].sort((a, b) => a - b), at);
+  const completed = (turns: TurnTiming[]): TurnTiming[] => turns.filter((turn) => turn.outcome === 'completed');
+  /** p50 / p95 of one measure over the completed turns. */
+  const spreadOf = (turns: TurnTiming[], measure: (turn: TurnTiming) => number): string => {
+    const values = completed(turns).map(measure).sort((a, b) => a - b);
+    return `${formatMs(percentile(values, 50))} / ${formatMs(percentile(values, 95))}`;
+  };
+  const apiSpread = (values: number[]): string => {
+    const sorted = [...values].sort((a, b) => a - b);
+    return `${formatMs(percentile(sorted, 50))} / ${formatMs(percentile(sorted, 99))}`;
+  };
+  const notCompleted = (turns: TurnTiming[]): string => {
+    const failed = turns.filter((turn) => turn.outcome !== 'completed');
+    return failed.length === 0 ? '0' : `${failed.length} (${[...new Set(failed.map((turn) => turn.outcome))].join(', ')})`;
+  };
   print();
-  print(`Part 3: one replica against three on this machine (2 cores), ${options.turnConversations} conversations, messages posted to the replicas in turn`);
+  print(`Part 3: one replica against three on this machine (2 cores), ${options.turnConversations} conversations, each message posted to the next replica in turn`);
+  print('  (with three, most messages reach a replica that does not hold the conversation: it stores the turn and wakes the holder)');
   print();
   print(
     table([
       ['', ...runs.map((figures) => `${figures.replicas} replica${figures.replicas > 1 ? 's' : ''}`)],
-      [`cold: ${options.turnConversations} first turns at once, wall`, ...cells((figures) => seconds(figures.coldWallMs))],
-      ['  POST → turn.ended p50', ...cells((figures) => formatMs(p(figures.cold.map((turn) => turn.endedMs), 50)))],
-      [`warm: ${runs[0]!.warm.length} short turns, wall`, ...cells((figures) => seconds(figures.warmWallMs))],
-      ['  throughput', ...cells((figures) => `${((figures.warm.length / figures.warmWallMs) * 1000).toFixed(2)} turns/s`)],
-      ['  POST → turn.started p50 / p95', ...cells((figures) => `${formatMs(p(figures.warm.map((turn) => turn.startedMs), 50))} / ${formatMs(p(figures.warm.map((turn) => turn.startedMs), 95))}`)],
-      ['  POST → first delta p50 / p95', ...cells((figures) => `${formatMs(p(figures.warm.map((turn) => turn.firstDeltaMs), 50))} / ${formatMs(p(figures.warm.map((turn) => turn.firstDeltaMs), 95))}`)],
-      ['  POST → turn.ended p50 / p95', ...cells((figures) => `${formatMs(p(figures.warm.map((turn) => turn.endedMs), 50))} / ${formatMs(p(figures.warm.map((turn) => turn.endedMs), 95))}`)],
-      ['  replicas’ CPU per turn', ...cells((figures) => formatMs(figures.warmReplicaCpuMs / figures.warm.length))],
-      ['  machine busy (2 cores)', ...cells((figures) => `${figures.warmMachineBusy.toFixed(0)} %`)],
-      [`GET /api/conversations at rest (${options.apiRequests}) p50 / p99`, ...cells((figures) => `${formatMs(p(figures.apiIdle, 50))} / ${formatMs(p(figures.apiIdle, 99))}`)],
-      ['GET /api/conversations during the warm turns p50 / p99', ...cells((figures) => `${formatMs(p(figures.apiLoaded, 50))} / ${formatMs(p(figures.apiLoaded, 99))} (${figures.apiLoaded.length})`)],
-      ['at rest: replicas’ CPU (all)', ...cells((figures) => `${figures.idleCpuMsPerSecond.toFixed(1)} ms/s`)],
+      [`cold: ${options.turnConversations} first turns at once (sandbox + CLI start), wall`, ...cells((figures) => seconds(figures.coldWallMs))],
+      ['  POST → first delta p50 / p95', ...cells((figures) => spreadOf(figures.cold, (turn) => turn.firstDeltaMs))],
+      ['  POST → turn.ended p50 / p95', ...cells((figures) => spreadOf(figures.cold, (turn) => turn.endedMs))],
+      [`warm: ${runs[0]!.warm.length} short turns, ${options.turnConversations} conversations at once, wall`, ...cells((figures) => seconds(figures.warmWallMs))],
+      ['  throughput (completed turns)', ...cells((figures) => `${((completed(figures.warm).length / figures.warmWallMs) * 1000).toFixed(2)} turns/s`)],
+      ['  POST → turn.started p50 / p95', ...cells((figures) => spreadOf(figures.warm, (turn) => turn.startedMs))],
+      ['  POST → first delta p50 / p95', ...cells((figures) => spreadOf(figures.warm, (turn) => turn.firstDeltaMs))],
+      ['  POST → turn.ended p50 / p95', ...cells((figures) => spreadOf(figures.warm, (turn) => turn.endedMs))],
+      ['  replicas’ CPU per turn (their own processes)', ...cells((figures) => formatMs(figures.warmReplicaCpuMs / figures.warm.length))],
+      ['  machine busy (2 cores, everything)', ...cells((figures) => `${figures.warmMachineBusy.toFixed(0)} %`)],
+      ['turns not completed (cold + warm)', ...cells((figures) => notCompleted([...figures.cold, ...figures.warm]))],
+      [`GET /api/conversations at rest (${options.apiRequests}) p50 / p99`, ...cells((figures) => apiSpread(figures.apiIdle))],
+      ['GET /api/conversations during the warm turns p50 / p99', ...cells((figures) => `${apiSpread(figures.apiLoaded)} (${figures.apiLoaded.length})`)],
+      ['at rest: replicas’ CPU (all together)', ...cells((figures) => `${figures.idleCpuMsPerSecond.toFixed(1)} ms/s`)],
       ['at rest: RSS per replica', ...cells((figures) => figures.rssEach.map(formatBytes).join(', '))],
       ['PostgreSQL connections (all replicas)', ...cells((figures) => String(figures.databaseConnections))],
     ]),
   );
   print();
+  for (const figures of runs) {
+    if (figures.logs) print(`  ${figures.replicas} replica(s): turns did not complete; the replicas' logs are in ${figures.logs}`);
+  }
   print(`  load average ${loads()}`);
 }
 

@@ -162,9 +162,12 @@ export async function startPlatform(config: Config, logger: Logger, options: { l
   });
   const leaseMs = config.replica.leaseSeconds * 1000;
   const presence = new ReplicaPresence(store, { id: config.replica.id, version: platformVersion, url: config.replica.url }, leaseMs, logger.child({ component: 'replicas' }));
-  await presence.start();
+  // SQLite serves one process (its lock): no heartbeat, lease renewal or shared chores, whose writes would only wait on it.
+  const singleProcess = store.kind === 'sqlite';
+  await presence.start({ heartbeat: !singleProcess });
   const grantCleaner = new GrantCleaner({ store, replicaId: presence.id, replicaGoneAfterMs: Math.max(5 * 60_000, 4 * leaseMs), logger: logger.child({ component: 'gateway' }) });
-  grantCleaner.start();
+  if (singleProcess) await grantCleaner.runOnce().catch((error: unknown) => logger.warn({ err: error }, 'gateway grant cleaning failed'));
+  else grantCleaner.start();
   // Open sandbox sessions are another live replica's, not left over, while one runs (docs/decisions/0013-replicas.md).
   if (!(await presence.othersLive())) await quotas.recover();
   const leases = new ConversationLeases(store, config.replica.id, leaseMs, logger.child({ component: 'replicas' }));
@@ -182,6 +185,7 @@ export async function startPlatform(config: Config, logger: Logger, options: { l
     bus: new EventBus(store, logger.child({ component: 'events' })),
     presence,
     leases,
+    singleProcess,
     logger: logger.child({ component: 'runner' }),
     maxMessageBytes: config.limits.maxMessageBytes,
     maxQueued: { perConversation: config.limits.queuedPerConversation, perUser: config.limits.queuedPerUser },

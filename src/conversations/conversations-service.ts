@@ -34,6 +34,11 @@ export interface ConversationsServiceDeps extends RunnerDeps {
   /** This process among the replicas, and the conversations it holds (docs/decisions/0013-replicas.md). */
   presence: ReplicaPresence;
   leases: ConversationLeases;
+  /**
+   * No other server process can use the store (SQLite's lock): every lease left in it is a previous process's, and
+   * nobody needs leases renewed or looked after. Spares SQLite (one connection, writes that block) their writes.
+   */
+  singleProcess: boolean;
 }
 
 /** Conversations, their turns and their event log; owns one runner per active conversation. */
@@ -70,9 +75,10 @@ export class ConversationsService {
     const left = new Set([...(await store.listTurnsByStatus(['running', 'queued']))].map((turn) => turn.conversationId));
     for (const conversationId of left) {
       const lease = await store.getLease(conversationId);
-      const presumeExpired = lease !== null && (gone.has(lease.replicaId) || lease.replicaId === presence.id);
+      const presumeExpired = lease !== null && (this.deps.singleProcess || gone.has(lease.replicaId) || lease.replicaId === presence.id);
       await this.adopt(conversationId, { presumeExpired, reason: 'restart' });
     }
+    if (this.deps.singleProcess) return;
     this.unlisten.push(store.notifications.onWake((conversationId) => void this.adopt(conversationId, { reason: 'replica' })));
     // Lost notices are made good by the periodic look for unowned work.
     this.unlisten.push(store.notifications.onGap(() => void this.lookForUnownedWork()));

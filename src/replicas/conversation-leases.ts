@@ -11,8 +11,6 @@ export class ConversationLeases {
   private readonly held = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;
   private lostListener: (conversationId: string) => void = () => undefined;
-  /** When the leases were last known to be renewed; past the lease period without renewal, all are presumed lost. */
-  private renewedAt = Date.now();
 
   constructor(
     private readonly store: Store,
@@ -80,29 +78,22 @@ export class ConversationLeases {
   }
 
   private async renew(): Promise<void> {
-    if (this.held.size === 0) {
-      this.renewedAt = Date.now();
-      return;
-    }
-    const started = Date.now();
+    if (this.held.size === 0) return;
+    // Only leases held before the renewal are judged by its answer: one claimed meanwhile may be missing from it.
+    const before = [...this.held];
     try {
-      const leases = await this.store.renewLeases(this.replicaId, new Date(started + this.leaseMs).toISOString());
-      this.renewedAt = started;
+      const leases = await this.store.renewLeases(this.replicaId, new Date(Date.now() + this.leaseMs).toISOString());
       const still = new Map(leases.map((lease) => [lease.conversationId, lease.token]));
-      for (const [conversationId, token] of [...this.held]) {
-        if (still.get(conversationId) === token) continue;
+      for (const [conversationId, token] of before) {
+        if (still.get(conversationId) === token || this.held.get(conversationId) !== token) continue;
         this.held.delete(conversationId);
         this.logger.warn({ conversationId }, 'lease lost: another replica holds the conversation');
         this.lostListener(conversationId);
       }
     } catch (error) {
+      // The store is away. Nobody can take a lease over without it either, and once it is back the answer to the next
+      // renewal says which leases are still this replica's; meanwhile the fencing token keeps a stale write out.
       this.logger.warn({ err: error }, 'could not renew the conversations’ leases');
-      if (Date.now() - this.renewedAt < this.leaseMs) return;
-      // Not renewed for a whole lease period: others may have taken any of them. Stop working on all.
-      for (const conversationId of [...this.held.keys()]) {
-        this.held.delete(conversationId);
-        this.lostListener(conversationId);
-      }
     }
   }
 }

@@ -13,7 +13,8 @@ export class ReplicaDirectory {
     const [replicas, leases] = await Promise.all([this.store.listReplicas(), this.store.countLeasesByReplica()]);
     const now = Date.now();
     return replicas
-      .map((replica) => ({ ...replica, live: this.presence.isLive(replica, now), leases: leases[replica.id] ?? 0 }))
+      // The replica answering is alive, whatever its last heartbeat (SQLite's single server keeps none).
+      .map((replica) => ({ ...replica, live: replica.id === this.presence.id || this.presence.isLive(replica, now), leases: leases[replica.id] ?? 0 }))
       .sort((a, b) => a.id.localeCompare(b.id));
   }
 }

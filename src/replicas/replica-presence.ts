@@ -39,8 +39,10 @@ export class ReplicaPresence {
     return this.draining;
   }
 
-  async start(): Promise<void> {
+  /** Registers the replica; `heartbeat: false` when it is the only one there can be (SQLite), so nobody reads it. */
+  async start(options: { heartbeat: boolean } = { heartbeat: true }): Promise<void> {
     await this.store.registerReplica({ ...this.identity, hostname: hostname(), pid: process.pid, startedAt: this.startedAt });
+    if (!options.heartbeat) return;
     this.timer = setInterval(() => void this.beat(), Math.max(500, Math.floor(this.leaseMs / 3)));
     this.timer.unref();
   }

@@ -1,4 +1,6 @@
 import { readlinkSync } from 'node:fs';
+import { createServer, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient, untilTurnEnded, type StreamedEvent } from '../support/api-client.ts';
 import { sandboxProcesses } from '../support/host-processes.ts';
@@ -15,10 +17,12 @@ import { startScriptedModel, text, toolUse, type Script, type ScriptedModel } fr
 const tokensPerRequest = 100_000;
 const costPerRequest = 0.1;
 const prices = JSON.stringify({ '*': { input: 1, output: 0, cacheWrite: 0, cacheRead: 0 } });
+/** How long each model request takes. */
+const answerDelayMs = 800;
 
 /**
  * `COSTLOOP`: the agent runs a short command and asks the model again, forever (until a quota refuses a request).
- * `HOLD`: a text answer streamed over about two seconds, so that turns overlap.
+ * `HOLD`: a text answer streamed over about two seconds (after the model's delay), so that turns overlap.
  */
 const script: Script = (request, context) => {
   const usage = { input_tokens: tokensPerRequest, output_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 };
@@ -32,24 +36,30 @@ const script: Script = (request, context) => {
 
 describe('limits shared by replicas on one PostgreSQL database', () => {
   let model: ScriptedModel;
+  let slowModel: SlowedModel;
   let cluster: ReplicaSet | null = null;
 
   beforeAll(async () => {
     model = await startScriptedModel({ script });
+    slowModel = await slowedModel(model.url, answerDelayMs);
   });
   afterEach(async () => {
     await cluster?.stop();
     cluster = null;
   });
   afterAll(async () => {
+    await slowModel?.close();
     await model?.close();
   });
 
   async function start(env: Record<string, string> = {}): Promise<ReplicaSet> {
     cluster = await startReplicas({
       count: 3,
+      // No replica fails here: a lease as long as in production keeps a replica slowed down by this busy machine from
+      // losing its conversations to another one mid-test.
+      leaseSeconds: 15,
       env: {
-        ANTHROPIC_BASE_URL: model.url,
+        ANTHROPIC_BASE_URL: slowModel.url,
         ANTHROPIC_API_KEY: platformSecret,
         AGENTYARD_MODEL_MAX_RETRIES: '0',
         AGENTYARD_PAUSE_AFTER_SECONDS: '0',
@@ -221,6 +231,47 @@ function sandboxesWithAgent(dataDir: string): number {
     }
   }
   return sandboxes.size;
+}
+
+interface SlowedModel {
+  url: string;
+  close(): Promise<void>;
+}
+
+/**
+ * The model behind a proxy that answers each model request `delayMs` late, as a real model takes a while: the
+ * replicas' requests overlap, so the quota is crossed while some are in flight.
+ */
+async function slowedModel(target: string, delayMs: number): Promise<SlowedModel> {
+  const upstream = new URL(target);
+  const server = createServer((request, response) => {
+    const body: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => body.push(chunk));
+    request.on('end', () => {
+      const forward = (): void => {
+        const forwarded = httpRequest(
+          { hostname: upstream.hostname, port: upstream.port, method: request.method, path: request.url, headers: request.headers },
+          (answer) => {
+            response.writeHead(answer.statusCode ?? 502, answer.headers);
+            answer.pipe(response);
+          },
+        );
+        forwarded.on('error', () => response.destroy());
+        forwarded.end(Buffer.concat(body));
+      };
+      if (request.method === 'POST' && request.url?.startsWith('/v1/messages')) setTimeout(forward, delayMs);
+      else forward();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
 }
 
 /** The most intervals [start, end) that overlap at one moment. */
