@@ -771,6 +771,9 @@ async function failoverPart(options: BenchOptions, modelUrl: string): Promise<vo
         context: () => follower.describe(),
       });
       queued = await send(via(survivors[0]!), conversationId, 'after the kill');
+      // The message's wake made the holder claim its lease again, just now. A crash comes at any moment of the holder's
+      // renewal period (lease/3), so the kill does too.
+      await delay(Math.random() * ((options.leaseSeconds * 1000) / 3));
       const leaseAtKill = await set.store.getLease(conversationId);
       progress(`failover ${kill}/${options.kills}: SIGKILL ${victim.id} (holds ${conversationId})`);
       const killedAt = Date.now();
@@ -806,7 +809,8 @@ async function failoverPart(options: BenchOptions, modelUrl: string): Promise<vo
   const lease = options.leaseSeconds * 1000;
   print();
   print(`Part 2: failover, SIGKILL of the replica running a turn (a message queued behind it) → that message's first text on a survivor; lease ${options.leaseSeconds} s`);
-  print('  lease left: until the killed replica’s lease expired (it renews every lease/3); takeover: a survivor’s "took the conversation over" log line');
+  print('  the kill comes at a random moment of the holder’s renewal period (it renews every lease/3), after the next message was queued on a survivor');
+  print('  lease left: until the killed replica’s lease would have expired; takeover: a survivor’s "took the conversation over" log line');
   print();
   const row = (label: string, pick: (result: Failover) => number): string[] => [label, ...results.map((result) => seconds(pick(result))), seconds(median(results.map(pick)))];
   print(

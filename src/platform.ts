@@ -22,6 +22,7 @@ import { createGateway, type Gateway } from './gateway/gateway.ts';
 import { GrantCleaner } from './gateway/grant-cleaner.ts';
 import { UserCredentials } from './gateway/user-credentials.ts';
 import type { App } from './http/app.ts';
+import { createRateLimitCounter } from './http/rate-limit.ts';
 import { buildServer } from './http/server.ts';
 import { createLocalProvider } from './sandbox/local/index.ts';
 import { createDockerProvider } from './sandbox/docker/index.ts';
@@ -125,7 +126,9 @@ export async function startPlatform(config: Config, logger: Logger, options: { l
   await store.migrate();
 
   const prices = createPriceTable(config.prices);
-  const quotas = new QuotasService({ store, prices, defaults: config.quotas, logger: logger.child({ component: 'quotas' }) });
+  // On PostgreSQL (replicas) each sandbox session records its replica, so that the others can end it if it stops.
+  const replicaQuotas = store.kind === 'postgres' ? { replicaId: config.replica.id, replicaStaleMs: config.replica.leaseSeconds * 1000 } : {};
+  const quotas = new QuotasService({ store, prices, defaults: config.quotas, logger: logger.child({ component: 'quotas' }), ...replicaQuotas });
   const usage = new UsageService(store, prices);
   const credentials = new UserCredentials(store, config.secretKey ? new CredentialCipher(config.secretKey) : null, logger.child({ component: 'credentials' }));
   // The gateway reports refusals to the runner, which is built after it.
@@ -168,8 +171,9 @@ export async function startPlatform(config: Config, logger: Logger, options: { l
   const grantCleaner = new GrantCleaner({ store, replicaId: presence.id, replicaGoneAfterMs: Math.max(5 * 60_000, 4 * leaseMs), logger: logger.child({ component: 'gateway' }) });
   if (singleProcess) await grantCleaner.runOnce().catch((error: unknown) => logger.warn({ err: error }, 'gateway grant cleaning failed'));
   else grantCleaner.start();
-  // Open sandbox sessions are another live replica's, not left over, while one runs (docs/decisions/0013-replicas.md).
-  if (!(await presence.othersLive())) await quotas.recover();
+  // Sandbox sessions left open by this replica's previous process (on SQLite: by the previous server) and by replicas
+  // that stopped are ended; a live replica's stay (docs/decisions/0014-shared-limits.md).
+  await quotas.recover();
   const leases = new ConversationLeases(store, config.replica.id, leaseMs, logger.child({ component: 'replicas' }));
   const drainSignal = new DrainSignal();
   const ceilings = new AgentCeilings(store, config.agentCeilings, logger.child({ component: 'agents' }));
@@ -216,7 +220,9 @@ export async function startPlatform(config: Config, logger: Logger, options: { l
   };
 
   const egress = new EgressSettings(store, logger.child({ component: 'egress' }));
-  const app = await buildServer({ config, accounts, agents, conversations, readiness, logger, quotas, usage, credentials, egress, replicas: new ReplicaDirectory(store, presence), drainSignal });
+  // Counted in the store on PostgreSQL, so that a limit holds across replicas; in memory on SQLite (one process).
+  const rateLimits = createRateLimitCounter(store, config.rateLimits.windowSeconds, logger.child({ component: 'rate-limits' }));
+  const app = await buildServer({ config, accounts, agents, conversations, readiness, logger, quotas, usage, credentials, egress, replicas: new ReplicaDirectory(store, presence), drainSignal, rateLimits });
   if (options.listen === false) await app.ready();
   else await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();

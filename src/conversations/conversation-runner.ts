@@ -54,10 +54,11 @@ export interface RunnerDeps {
 export interface TurnQuotas {
   /** Throws QUOTA_EXCEEDED when the user may not start a turn; `needsSandbox`: it would start a sandbox. */
   assertCanStartTurn(userId: string, options: { needsSandbox: boolean }): Promise<void>;
-  /** Throws QUOTA_EXCEEDED when the user may not start one more sandbox. */
-  assertCanStartSandbox(userId: string): Promise<void>;
-  /** Returns the session id to pass to `sandboxStopped`. */
-  sandboxStarted(userId: string, conversationId: string): Promise<string>;
+  /**
+   * Counts a sandbox about to start against the user's quotas, atomically across replicas; throws QUOTA_EXCEEDED when
+   * it may not start. Returns the session id to pass to `sandboxStopped` (also when the sandbox then fails to start).
+   */
+  startSandbox(userId: string, conversationId: string): Promise<string>;
   sandboxStopped(sessionId: string): Promise<void>;
 }
 
@@ -532,15 +533,18 @@ export class ConversationRunner implements SlotHolder {
     this.slot ??= this.deps.slots.take(conversation.userId, this);
     // The sandbox stopped to make room goes first, so the user's count of running sandboxes never goes over.
     await this.slot.ready;
-    await quotas?.assertCanStartSandbox(conversation.userId);
-    const grant = await gateway.open({
-      sandboxId: newId('sbx'),
-      userId: conversation.userId,
-      conversationId: conversation.id,
-      agentId: agent.id,
-      egressDomains: agent.egressDomains,
-    });
+    // Counted before it starts, atomically across replicas: a sandbox over the user's quota is refused here.
+    const sessionId = quotas ? await quotas.startSandbox(conversation.userId, conversation.id) : null;
+    let token: string | null = null;
     try {
+      const grant = await gateway.open({
+        sandboxId: newId('sbx'),
+        userId: conversation.userId,
+        conversationId: conversation.id,
+        agentId: agent.id,
+        egressDomains: agent.egressDomains,
+      });
+      token = grant.token;
       const sandbox = await sandboxes.acquire({
         workspaceId: conversation.id,
         limits: { memoryMb: agent.limits.memoryMb, cpus: agent.limits.cpus, pids: settings.pidsLimit },
@@ -548,17 +552,14 @@ export class ConversationRunner implements SlotHolder {
         labels: { conversation: conversation.id, user: conversation.userId },
         ...(agent.sandboxRuntime === 'default' ? {} : { runtime: agent.sandboxRuntime }),
       });
-      const sessionId = quotas
-        ? await quotas.sandboxStarted(conversation.userId, conversation.id).catch((error: unknown) => {
-            this.logger.error({ err: error }, 'could not record the sandbox session');
-            return null;
-          })
-        : null;
       this.lease = { sandbox, token: grant.token, paused: false, sessionId, limits: new LimitWatch(agent.limits.memoryMb) };
       this.logger.info({ sandboxId: sandbox.id }, 'sandbox started');
       return this.lease;
     } catch (error) {
-      await gateway.close(grant.token).catch(() => undefined);
+      if (token !== null) await gateway.close(token).catch(() => undefined);
+      if (sessionId !== null) {
+        await quotas?.sandboxStopped(sessionId).catch((stopError: unknown) => this.logger.error({ err: stopError }, 'could not record the sandbox stop'));
+      }
       throw error;
     }
   }

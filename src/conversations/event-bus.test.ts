@@ -2,11 +2,11 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestPostgres, type TestPostgres } from '../../test/support/postgres.ts';
 import type { ConversationEvent } from '../core/events.ts';
-import { newId } from '../core/ids.ts';
 import type { Store } from '../core/store.ts';
 import { createPostgresStore } from '../store/postgres/index.ts';
 import { listenerApplicationName } from '../store/postgres/notification-listener.ts';
 import { EventBus } from './event-bus.ts';
+import { conversationFixture } from '../../test/support/store-fixtures.ts';
 
 /** Two stores on one database play two replicas: A appends, B's bus delivers to its subscribers. */
 describe('EventBus across replicas (PostgreSQL)', () => {
@@ -20,25 +20,7 @@ describe('EventBus across replicas (PostgreSQL)', () => {
     writer = createPostgresStore({ url: database.url });
     await writer.migrate();
     reader = createPostgresStore({ url: database.url });
-    const user = await writer.createUser({ id: newId('usr'), email: 'bus@example.com', passwordHash: 'x', role: 'user' });
-    const now = new Date().toISOString();
-    await writer.upsertAgent({
-      id: 'agent-bus',
-      ownerId: null,
-      name: 'bus',
-      description: '',
-      instructions: '',
-      model: 'claude-test',
-      allowedTools: [],
-      disallowedTools: [],
-      maxTurns: null,
-      limits: { memoryMb: 512, cpus: 1, turnTimeoutSeconds: 60 },
-      egressDomains: [],
-      sandboxRuntime: 'default',
-      createdAt: now,
-      updatedAt: now,
-    });
-    conversationId = (await writer.createConversation({ id: newId('conv'), userId: user.id, agentId: 'agent-bus', title: 't' })).id;
+    conversationId = (await conversationFixture(writer)).conversationId;
   });
 
   afterAll(async () => {

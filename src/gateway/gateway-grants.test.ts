@@ -16,6 +16,7 @@ import { createSqliteStore } from '../store/sqlite/index.ts';
 import { createGateway, type Gateway, type GatewayUsage } from './gateway.ts';
 import { GrantCleaner } from './grant-cleaner.ts';
 import { hashSandboxToken } from './token-registry.ts';
+import { conversationFixture } from '../../test/support/store-fixtures.ts';
 
 /** Two replicas' stores on one database, and the gateway_grants table as stored, read past the store. */
 interface SharedDatabase {
@@ -70,30 +71,6 @@ const backends: Record<'sqlite' | 'postgres', () => Promise<SharedDatabase>> = {
     return { first, second: createPostgresStore({ url: postgres.url }), grantRows: () => query('select * from gateway_grants') };
   },
 };
-
-/** A user, an agent and a conversation: a grant's conversation must exist. */
-async function conversationFixture(store: Store): Promise<{ userId: string; agentId: string; conversationId: string }> {
-  const at = '2025-06-01T00:00:00.000Z';
-  const user = await store.createUser({ id: newId('usr'), email: `${newId('u')}@example.com`, passwordHash: 'h', role: 'user' });
-  const agent = await store.createAgent({
-    id: newId('agt'),
-    ownerId: user.id,
-    name: 'A',
-    description: '',
-    instructions: '',
-    model: 'm',
-    allowedTools: [],
-    disallowedTools: [],
-    maxTurns: null,
-    limits: { memoryMb: 512, cpus: 1, turnTimeoutSeconds: 60 },
-    egressDomains: [],
-    sandboxRuntime: 'default',
-    createdAt: at,
-    updatedAt: at,
-  });
-  const conversation = await store.createConversation({ id: newId('conv'), userId: user.id, agentId: agent.id, title: 't' });
-  return { userId: user.id, agentId: agent.id, conversationId: conversation.id };
-}
 
 /** Sends one model request over a sandbox socket; resolves with the status once the answer has ended. */
 function sendModelRequest(socketPath: string, token: string): Promise<number> {

@@ -66,12 +66,6 @@ export class ReplicaPresence {
     await this.store.deleteReplica(this.identity.id).catch((error: unknown) => this.logger.warn({ err: error }, 'could not remove the replica’s row'));
   }
 
-  /** Whether another replica (not known gone) has a recent heartbeat. */
-  async othersLive(): Promise<boolean> {
-    const now = Date.now();
-    return (await this.store.listReplicas()).some((replica) => replica.id !== this.id && this.isLive(replica, now) && !knownGone(replica, this.id));
-  }
-
   /** Whether the replica's last heartbeat is recent enough for its leases to still be its. */
   isLive(replica: ReplicaRecord, now = Date.now()): boolean {
     return now - Date.parse(replica.heartbeatAt) < this.leaseMs;

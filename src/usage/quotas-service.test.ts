@@ -114,10 +114,10 @@ describe('QuotasService', () => {
 
   it('counts running sandboxes against the concurrent quota only for turns that need a new one', async () => {
     const quotas = service({ concurrentSandboxes: 1 });
-    const session = await quotas.sandboxStarted(userId, 'conv_1');
+    const session = await quotas.startSandbox(userId, 'conv_1');
     expect(await quotas.checkTurn(userId, { needsSandbox: false })).toBeNull();
     expect(await quotas.checkTurn(userId, { needsSandbox: true })).toMatchObject({ quota: 'concurrentSandboxes', limit: 1, used: 1, resetsAt: null });
-    await expect(quotas.assertCanStartSandbox(userId)).rejects.toMatchObject({ code: 'QUOTA_EXCEEDED' });
+    await expect(quotas.startSandbox(userId, 'conv_2')).rejects.toMatchObject({ code: 'QUOTA_EXCEEDED' });
     await quotas.sandboxStopped(session);
     expect(await quotas.checkTurn(userId, { needsSandbox: true })).toBeNull();
   });
@@ -125,10 +125,10 @@ describe('QuotasService', () => {
   it('adds up sandbox hours this month, running sandboxes included, and remembers them across restarts', async () => {
     now = new Date('2025-06-15T10:00:00.000Z');
     const quotas = service({ sandboxHoursPerMonth: 1 });
-    const first = await quotas.sandboxStarted(userId, 'conv_1');
+    const first = await quotas.startSandbox(userId, 'conv_1');
     now = new Date(now.getTime() + 30 * 60_000);
     await quotas.sandboxStopped(first);
-    await quotas.sandboxStarted(userId, 'conv_2');
+    await quotas.startSandbox(userId, 'conv_2');
     now = new Date(now.getTime() + 20 * 60_000);
     expect((await quotas.status(userId)).find((state) => state.quota === 'sandboxHoursPerMonth')?.used).toBeCloseTo(50 / 60, 3);
     expect(await quotas.checkModelRequest(userId)).toBeNull();

@@ -200,16 +200,6 @@ export class QuotasService {
     return session.id;
   }
 
-  /**
-   * Records that a sandbox started, whatever the quotas; returns the session id to pass to `sandboxStopped`. Prefer
-   * `startSandbox`, which refuses atomically across replicas.
-   */
-  async sandboxStarted(userId: string, conversationId: string): Promise<string> {
-    const id = newId('sbs');
-    await this.store.startSandboxSessionWithin({ id, userId, conversationId, startedAt: this.now().toISOString(), replicaId: this.replicaId }, null);
-    return id;
-  }
-
   async sandboxStopped(sessionId: string): Promise<void> {
     await this.store.endSandboxSession(sessionId, this.now().toISOString());
   }
@@ -234,15 +224,6 @@ export class QuotasService {
   /** Throws QUOTA_EXCEEDED (429) naming the quota and when it resets, unless the user may start a turn. */
   async assertCanStartTurn(userId: string, options: { needsSandbox: boolean }): Promise<void> {
     const refusal = await this.checkTurn(userId, options);
-    if (refusal) throw quotaError(refusal, this.now());
-  }
-
-  /**
-   * Throws QUOTA_EXCEEDED unless the user may start one more sandbox right now. A check only: two replicas may both
-   * pass it; `startSandbox` is the one that holds across them.
-   */
-  async assertCanStartSandbox(userId: string): Promise<void> {
-    const refusal = await this.decide(userId, []);
     if (refusal) throw quotaError(refusal, this.now());
   }
 

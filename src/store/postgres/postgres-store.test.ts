@@ -2,10 +2,10 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestPostgres, type TestPostgres } from '../../../test/support/postgres.ts';
 import { AppError } from '../../core/errors.ts';
-import { newId } from '../../core/ids.ts';
 import { describeStoreContract } from '../store.contract.ts';
 import { createPostgresStore } from './index.ts';
 import { listenerApplicationName } from './notification-listener.ts';
+import { conversationFixture } from '../../../test/support/store-fixtures.ts';
 
 let database: TestPostgres;
 
@@ -102,24 +102,7 @@ describe('PostgresStore', () => {
       const gapCount = (count: number) => until(() => gaps >= count, `gap ${count}`, (wake) => (gapSeen = wake));
       const heardSeq = (seq: number) => until(() => heard.includes(seq), `event ${seq}`, (wake) => (eventSeen = wake));
 
-      const user = await peer.createUser({ id: newId('usr'), email: `${newId('u')}@example.com`, passwordHash: 'h', role: 'user' });
-      const agent = await peer.createAgent({
-        id: newId('agt'),
-        ownerId: user.id,
-        name: 'A',
-        description: '',
-        instructions: '',
-        model: 'm',
-        allowedTools: [],
-        disallowedTools: [],
-        maxTurns: null,
-        limits: { memoryMb: 512, cpus: 1, turnTimeoutSeconds: 60 },
-        egressDomains: [],
-        sandboxRuntime: 'default',
-        createdAt: '2025-06-01T00:00:00.000Z',
-        updatedAt: '2025-06-01T00:00:00.000Z',
-      });
-      const conversation = await peer.createConversation({ id: newId('conv'), userId: user.id, agentId: agent.id, title: 't' });
+      const conversation = { id: (await conversationFixture(peer)).conversationId };
       const event = { type: 'message.delta', turnId: 't', messageId: 'm', text: 'x' } as const;
 
       await gapCount(1);
