@@ -25,7 +25,7 @@
  * targets are met, 1 if a part could not run.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -35,7 +35,6 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { ApiClient, type StreamedEvent } from '../test/support/api-client.ts';
-import { sandboxProcesses } from '../test/support/host-processes.ts';
 import { platformSecret } from '../test/support/platform.ts';
 import {
   delay,
@@ -164,6 +163,8 @@ async function startModelProcess(): Promise<ModelProcess> {
 // Replicas, and cleaning up after them whatever happens
 
 const running = new Set<ReplicaSet>();
+/** The replica sets of the part under way, stopped or not: their logs are saved if the part fails. */
+let partSets: ReplicaSet[] = [];
 
 async function startCluster(count: number, modelUrl: string, leaseSeconds: number): Promise<ReplicaSet> {
   progress(`starting ${count} replica(s), lease ${leaseSeconds} s`);
@@ -189,6 +190,7 @@ async function startCluster(count: number, modelUrl: string, leaseSeconds: numbe
     },
   });
   running.add(set);
+  partSets.push(set);
   progress(`  database ${databaseName(set)}, data directory ${set.dataDir}`);
   return set;
 }
@@ -200,12 +202,34 @@ function saveLogs(set: ReplicaSet, label: string): string {
   return file;
 }
 
+/**
+ * What is wrong with the stored events of the conversations' turns: anything of a turn after its turn.ended (a second
+ * turn.ended included). Empty when right.
+ */
+async function turnProblems(set: ReplicaSet, conversationIds: string[]): Promise<string[]> {
+  const problems: string[] = [];
+  for (const conversationId of conversationIds) {
+    const endedAt = new Map<string, number>();
+    for (const event of await set.store.listEvents(conversationId)) {
+      const turnId = 'turnId' in event.data ? event.data.turnId : null;
+      if (turnId === null) continue;
+      const end = endedAt.get(turnId);
+      if (end !== undefined) {
+        const detail = event.data.type === 'turn.ended' ? ` ${event.data.status}` : '';
+        problems.push(`${conversationId}: ${event.data.type}${detail} (seq ${event.seq}) of ${turnId} after its turn.ended (seq ${end})`);
+      } else if (event.data.type === 'turn.ended') endedAt.set(turnId, event.seq);
+    }
+  }
+  return problems;
+}
+
 const databaseName = (set: ReplicaSet): string => new URL(set.databaseUrl).pathname.slice(1);
 
 /** Stops the replicas, then checks that their processes, sandboxes, data directory and database are all gone. */
 async function stopCluster(set: ReplicaSet): Promise<void> {
   running.delete(set);
-  const pids = [...replicaPids(set.replicas), ...sandboxProcesses(set.dataDir)];
+  const replicas = replicaPids(runningReplicas(set));
+  const pids = [...replicas, ...descendantsOf(replicas)];
   await set.stop();
   const left = await eventually('the replicas and their sandboxes are gone', () => pids.every((pid) => !processAlive(pid)), { timeoutMs: 10_000 }).then(
     () => [],
@@ -290,6 +314,59 @@ function busyPercent(before: { busy: number; total: number }, after: { busy: num
 
 function replicaPids(replicas: Replica[]): number[] {
   return replicas.map((replica) => replica.server.child.pid).filter((pid): pid is number => pid !== undefined);
+}
+
+/**
+ * The CPU time so far of every process this benchmark runs: itself, the model, the replicas, their sandboxes (the
+ * CLIs) and the PostgreSQL backends serving the replicas' database. The machine is shared: this tells the
+ * benchmark's own load from everything else's.
+ */
+function benchProcessesCpu(set: ReplicaSet): Map<number, number> {
+  const database = databaseName(set);
+  const backends = readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .filter((pid) => {
+      try {
+        const commandLine = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+        return commandLine.startsWith('postgres: ') && commandLine.includes(` ${database} `);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+  const pids = [process.pid, ...descendantsOf([process.pid]), ...backends];
+  return new Map(pids.map((pid) => [pid, processCpuMs(pid)]));
+}
+
+/** Every process descending from the given ones, from /proc (the model, the replicas, their sandboxes and CLIs). */
+function descendantsOf(roots: number[]): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(parent, [...(children.get(parent) ?? []), Number(entry)]);
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  const found: number[] = [];
+  const queue = [...roots];
+  for (let pid = queue.shift(); pid !== undefined; pid = queue.shift()) {
+    for (const child of children.get(pid) ?? []) {
+      found.push(child);
+      queue.push(child);
+    }
+  }
+  return found;
+}
+
+/** CPU ms used between two readings of benchProcessesCpu (a process that started meanwhile counts from zero). */
+function cpuBetween(before: Map<number, number>, after: Map<number, number>): number {
+  let total = 0;
+  for (const [pid, ms] of after) if (Number.isFinite(ms)) total += ms - (before.get(pid) ?? 0);
+  return total;
 }
 
 /** Established TCP connections from the replicas' processes to the database's port. */
@@ -532,8 +609,8 @@ const seconds = (ms: number): string => (Number.isFinite(ms) ? `${(ms / 1000).to
 // ---------------------------------------------------------------------------------------------------
 // Part 1: delivery latency, local against cross-replica
 
-async function deliveryPart(options: BenchOptions, modelUrl: string): Promise<void> {
-  const set = await startCluster(3, modelUrl, options.leaseSeconds);
+async function deliveryPart(options: BenchOptions, model: ModelProcess): Promise<void> {
+  const set = await startCluster(3, model.url, options.leaseSeconds);
   const subscribers: RawSubscriber[] = [];
   try {
     const [r1] = set.replicas as [Replica];
@@ -549,7 +626,9 @@ async function deliveryPart(options: BenchOptions, modelUrl: string): Promise<vo
         const home = set.replicas[index % 3]!;
         const id = await createConversation(via(home));
         const turnId = await send(via(home), id, 'warm-up');
-        const events = await via(home).readEvents(id, { until: (seen) => seen.some((event) => event.event === 'turn.ended' && event.data.turnId === turnId), timeoutMs: 180_000 });
+        // Its completed end (a turn can show an earlier, spurious end: see the store check below).
+        const completed = (event: StreamedEvent): boolean => event.event === 'turn.ended' && event.data.turnId === turnId && event.data.status === 'completed';
+        const events = await via(home).readEvents(id, { until: (seen) => seen.some(completed), timeoutMs: 180_000 });
         return { id, home, lastSeq: events.at(-1)!.id ?? 0 };
       }),
     );
@@ -575,7 +654,7 @@ async function deliveryPart(options: BenchOptions, modelUrl: string): Promise<vo
     const postedVia = new Map<string, Replica>();
     const loopDelay = monitorEventLoopDelay({ resolution: 1 });
     const pids = replicaPids(set.replicas);
-    const cpuBefore = { bench: process.cpuUsage(), replicas: pids.map(processCpuMs), machine: machineCpu(), at: performance.now() };
+    const cpuBefore = { bench: process.cpuUsage(), replicas: pids.map(processCpuMs), all: benchProcessesCpu(set), machine: machineCpu(), at: performance.now() };
     const gcPauses: number[] = [];
     const gcObserver = new PerformanceObserver((list) => {
       for (const entry of list.getEntries()) gcPauses.push(entry.duration);
@@ -602,6 +681,7 @@ async function deliveryPart(options: BenchOptions, modelUrl: string): Promise<vo
     const benchCpu = process.cpuUsage(cpuBefore.bench);
     const replicaCpu = pids.map((pid, index) => processCpuMs(pid) - cpuBefore.replicas[index]!);
     const machineBusy = busyPercent(cpuBefore.machine, machineCpu());
+    const ownCpu = (100 * cpuBetween(cpuBefore.all, benchProcessesCpu(set))) / wallMs / 2;
     for (const subscriber of subscribers) subscriber.close();
 
     // Afterwards: parse, compare with the store, split local from cross.
@@ -659,6 +739,7 @@ async function deliveryPart(options: BenchOptions, modelUrl: string): Promise<vo
       perEventFigures.fanOutLocal.push(Math.max(...entry.local) - Math.min(...entry.local));
       perEventFigures.fanOutCross.push(Math.max(...entry.cross) - Math.min(...entry.cross));
     }
+    const storedProblems = await turnProblems(set, conversations.map((conversation) => conversation.id));
     const storedTotal = [...stored.values()].reduce((sum, events) => sum + events.size, 0);
     const eventsPerTurn = storedTotal / (options.conversations * options.rounds);
     const localSpread = spread(local);
@@ -699,8 +780,11 @@ async function deliveryPart(options: BenchOptions, modelUrl: string): Promise<vo
     print();
     print(
       `  events: ${delivered} delivered to ${options.subscribers} subscribers (${storedTotal} appended × their subscribers = ${subscribers.reduce((sum, subscriber) => sum + stored.get(subscriber.conversationId)!.size, 0)} expected); ` +
-        `lost ${lost}, repeated ${repeated}, out of order ${outOfOrder}, not as stored ${mismatched}; streams cut ${cut}`,
+        `lost ${lost}, repeated ${repeated}, out of order ${outOfOrder}, not as stored ${mismatched}; streams cut ${cut}; ` +
+        `stored events of a turn after its end: ${storedProblems.length}`,
     );
+    for (const problem of storedProblems.slice(0, 5)) print(`    ${problem}`);
+    if (storedProblems.length > 0) print(`    the replicas' logs are in ${saveLogs(set, 'delivery')}`);
     print(
       `  client (this process, all ${options.subscribers} sockets): ${((handlerMs / chunks) * 1000).toFixed(1)} µs per chunk read in its handler (${chunks} chunks, ` +
         `${(((benchCpu.user + benchCpu.system) / 1000 / wallMs) * 100).toFixed(0)} % of a core in all); its event-loop delay p50 ${formatMs(lag.p50)}, ` +
@@ -709,10 +793,12 @@ async function deliveryPart(options: BenchOptions, modelUrl: string): Promise<vo
     );
     print(
       `  replicas' CPU over the run: ${pids.map((_, index) => `${set.replicas[index]!.id} ${((replicaCpu[index]! / wallMs) * 100).toFixed(0)} %`).join(', ')} of a core; ` +
-        `machine ${machineBusy.toFixed(0)} % busy of 2 cores; load average ${loads()}`,
+        `machine ${machineBusy.toFixed(0)} % busy of 2 cores, of which this benchmark's processes (client, model, replicas, CLIs, PostgreSQL backends) ${ownCpu.toFixed(0)} %; load average ${loads()}`,
     );
     print(`  target: cross-replica p99 ≤ 50 ms at ${options.subscribers} subscribers: ${formatMs(crossSpread.p99)} → ${verdict(crossSpread.p99 <= 50)}`);
-    print(`  target: zero lost or repeated events: ${lost} lost, ${repeated} repeated → ${verdict(lost === 0 && repeated === 0 && outOfOrder === 0 && mismatched === 0)}`);
+    print(
+      `  target: zero lost or repeated events: ${lost} lost, ${repeated} repeated → ${verdict(lost === 0 && repeated === 0 && outOfOrder === 0 && mismatched === 0 && storedProblems.length === 0)}`,
+    );
   } finally {
     for (const subscriber of subscribers) subscriber.close();
     await stopCluster(set);
@@ -733,9 +819,11 @@ interface Failover {
   lostTurn: string;
 }
 
-async function failoverPart(options: BenchOptions, modelUrl: string): Promise<void> {
-  const set = await startCluster(3, modelUrl, options.leaseSeconds);
+async function failoverPart(options: BenchOptions, model: ModelProcess): Promise<void> {
+  const set = await startCluster(3, model.url, options.leaseSeconds);
   const results: Failover[] = [];
+  const problems: string[] = [];
+  let logs: string | null = null;
   try {
     const user = await new ApiClient(set.replicas[0]!.url).registerWithToken('failover@example.com');
     const via = (replica: Replica): ApiClient => new ApiClient(replica.url, user.auth);
@@ -798,6 +886,9 @@ async function failoverPart(options: BenchOptions, modelUrl: string): Promise<vo
       const replacement = `r${nextId++}`;
       progress(`failover ${kill}/${options.kills}: ${seconds(results.at(-1)!.toFirstTextMs)} to first text; starting ${replacement}`);
       await set.add(replacement);
+      const found = await turnProblems(set, [conversationId]);
+      problems.push(...found);
+      if (found.length > 0) logs ??= saveLogs(set, 'failover');
       // Frees the successor's CLI before the next round.
       const successor = queuedRun ? set.replica(queuedRun.replicaId) : survivors[0]!;
       await via(successor).request('DELETE', `/api/conversations/${conversationId}`);
@@ -828,6 +919,9 @@ async function failoverPart(options: BenchOptions, modelUrl: string): Promise<vo
   const p50 = median(results.map((result) => result.toFirstTextMs));
   const worst = Math.max(...results.map((result) => result.toFirstTextMs));
   print();
+  print(`  stored events of a turn after its end: ${problems.length}`);
+  for (const problem of problems.slice(0, 5)) print(`    ${problem}`);
+  if (logs) print(`    the replicas' logs are in ${logs}`);
   print(`  target: failover to first text ≤ lease + 3 s = ${seconds(lease + 3000)}: p50 ${seconds(p50)} → ${verdict(p50 <= lease + 3000)}; worst ${seconds(worst)} → ${verdict(worst <= lease + 3000)}`);
   print(`  load average ${loads()}`);
 }
@@ -851,6 +945,8 @@ interface TurnTiming {
   turnId: string;
   /** `completed`, or the status and error code it ended with. */
   outcome: string;
+  /** The error's message, for a turn that did not complete. */
+  detail: string | null;
   startedMs: number;
   firstDeltaMs: number;
   endedMs: number;
@@ -868,8 +964,12 @@ interface OverheadFigures {
   warmWallMs: number;
   warm: TurnTiming[];
   warmMachineBusy: number;
+  /** The benchmark's own processes' share of the 2 cores during the warm turns, %. */
+  warmOwnBusy: number;
   warmReplicaCpuMs: number;
-  /** Where the replicas' logs were saved when a turn did not complete, else null. */
+  /** Stored events of a turn after its end. */
+  problems: string[];
+  /** Where the replicas' logs were saved when a turn did not complete or the store shows a problem, else null. */
   logs: string | null;
 }
 
@@ -888,6 +988,7 @@ async function driveConversation(user: ApiClient, conversation: { id: string; la
     posts.push(sent);
   };
   const endedTurns: string[] = [];
+  const ended = new Set<string>();
   const events = await new ApiClient(streamOn.url, user.auth).readEvents(conversation.id, {
     after: conversation.lastSeq,
     timeoutMs: 600_000,
@@ -898,15 +999,19 @@ async function driveConversation(user: ApiClient, conversation: { id: string; la
         return false;
       }
       const latest = seen.at(-1);
+      // Anything of a turn that has ended already is not the current turn's (the store check reports it).
+      if (latest && ended.has(latest.data.turnId as string)) return false;
       const turn = current as { postedAt: number; startedAt: number | null; firstDeltaAt: number | null };
       if (latest?.event === 'turn.started') turn.startedAt ??= now;
       if (latest?.event === 'message.delta') turn.firstDeltaAt ??= now;
       if (latest?.event === 'turn.ended') {
         // A turn that did not complete is counted and reported, not retried: the next message goes on as a user's would.
         endedTurns.push(latest.data.turnId as string);
+        ended.add(latest.data.turnId as string);
         timings.push({
           turnId: latest.data.turnId as string,
           outcome: latest.data.status === 'completed' ? 'completed' : `${latest.data.status} ${latest.data.error?.code ?? ''}`.trim(),
+          detail: latest.data.status === 'completed' ? null : String(latest.data.error?.message ?? '').slice(0, 300),
           startedMs: (turn.startedAt ?? Number.NaN) - turn.postedAt,
           firstDeltaMs: (turn.firstDeltaAt ?? Number.NaN) - turn.postedAt,
           endedMs: now - turn.postedAt,
@@ -936,8 +1041,8 @@ async function timeApiRequests(user: ApiClient, replicas: Replica[], keepGoing: 
   return samples;
 }
 
-async function overheadRun(count: number, options: BenchOptions, modelUrl: string): Promise<OverheadFigures> {
-  const set = await startCluster(count, modelUrl, options.leaseSeconds);
+async function overheadRun(count: number, options: BenchOptions, model: ModelProcess): Promise<OverheadFigures> {
+  const set = await startCluster(count, model.url, options.leaseSeconds);
   try {
     const replicas = set.replicas;
     const user = await new ApiClient(replicas[0]!.url).registerWithToken(`overhead${count}@example.com`);
@@ -970,17 +1075,24 @@ async function overheadRun(count: number, options: BenchOptions, modelUrl: strin
     let warmDone = false;
     const machineBefore = machineCpu();
     const cpuBefore = pids.map(processCpuMs);
+    const ownBefore = benchProcessesCpu(set);
     const warmStarted = performance.now();
     const loaded = timeApiRequests(user, replicas, () => !warmDone, 50);
+    // Awaited after the turns; a failure meanwhile must not count as unhandled.
+    loaded.catch(() => undefined);
     const warm = (
       await Promise.all(conversations.map((conversation, index) => driveConversation(user, conversation, perConversation, replicas[index % replicas.length]!, nextReplica)))
     ).flat();
     const warmWallMs = performance.now() - warmStarted;
+    const warmOwnBusy = (100 * cpuBetween(ownBefore, benchProcessesCpu(set))) / warmWallMs / 2;
+    const warmMachineBusy = busyPercent(machineBefore, machineCpu());
     warmDone = true;
     const apiLoaded = await loaded;
     const incomplete = [...cold, ...warm].some((turn) => turn.outcome !== 'completed');
+    const problems = await turnProblems(set, conversations.map((conversation) => conversation.id));
     return {
-      logs: incomplete ? saveLogs(set, `overhead-${count}`) : null,
+      problems,
+      logs: incomplete || problems.length > 0 ? saveLogs(set, `overhead-${count}`) : null,
       replicas: count,
       idleCpuMsPerSecond,
       rssEach,
@@ -991,7 +1103,8 @@ async function overheadRun(count: number, options: BenchOptions, modelUrl: strin
       cold,
       warmWallMs,
       warm,
-      warmMachineBusy: busyPercent(machineBefore, machineCpu()),
+      warmMachineBusy,
+      warmOwnBusy,
       warmReplicaCpuMs: pids.reduce((sum, pid, index) => sum + processCpuMs(pid) - cpuBefore[index]!, 0),
     };
   } finally {
@@ -999,9 +1112,9 @@ async function overheadRun(count: number, options: BenchOptions, modelUrl: strin
   }
 }
 
-async function overheadPart(options: BenchOptions, modelUrl: string): Promise<void> {
+async function overheadPart(options: BenchOptions, model: ModelProcess): Promise<void> {
   const runs: OverheadFigures[] = [];
-  for (const count of [1, 3]) runs.push(await overheadRun(count, options, modelUrl));
+  for (const count of [1, 3]) runs.push(await overheadRun(count, options, model));
   const cells = (pick: (figures: OverheadFigures) => string): string[] => runs.map(pick);
   const completed = (turns: TurnTiming[]): TurnTiming[] => turns.filter((turn) => turn.outcome === 'completed');
   /** p50 / p95 of one measure over the completed turns. */
@@ -1033,8 +1146,9 @@ async function overheadPart(options: BenchOptions, modelUrl: string): Promise<vo
       ['  POST → first delta p50 / p95', ...cells((figures) => spreadOf(figures.warm, (turn) => turn.firstDeltaMs))],
       ['  POST → turn.ended p50 / p95', ...cells((figures) => spreadOf(figures.warm, (turn) => turn.endedMs))],
       ['  replicas’ CPU per turn (their own processes)', ...cells((figures) => formatMs(figures.warmReplicaCpuMs / figures.warm.length))],
-      ['  machine busy (2 cores, everything)', ...cells((figures) => `${figures.warmMachineBusy.toFixed(0)} %`)],
+      ['  machine busy (2 cores): all / this benchmark’s processes', ...cells((figures) => `${figures.warmMachineBusy.toFixed(0)} % / ${figures.warmOwnBusy.toFixed(0)} %`)],
       ['turns not completed (cold + warm)', ...cells((figures) => notCompleted([...figures.cold, ...figures.warm]))],
+      ['stored events of a turn after its end', ...cells((figures) => String(figures.problems.length))],
       [`GET /api/conversations at rest (${options.apiRequests}) p50 / p99`, ...cells((figures) => apiSpread(figures.apiIdle))],
       ['GET /api/conversations during the warm turns p50 / p99', ...cells((figures) => `${apiSpread(figures.apiLoaded)} (${figures.apiLoaded.length})`)],
       ['at rest: replicas’ CPU (all together)', ...cells((figures) => `${figures.idleCpuMsPerSecond.toFixed(1)} ms/s`)],
@@ -1044,7 +1158,10 @@ async function overheadPart(options: BenchOptions, modelUrl: string): Promise<vo
   );
   print();
   for (const figures of runs) {
-    if (figures.logs) print(`  ${figures.replicas} replica(s): turns did not complete; the replicas' logs are in ${figures.logs}`);
+    const details = new Set([...figures.cold, ...figures.warm].flatMap((turn) => (turn.detail === null ? [] : [`${turn.outcome}: ${turn.detail}`])));
+    for (const detail of [...details].slice(0, 3)) print(`  ${figures.replicas} replica(s), a turn that did not complete: ${detail}`);
+    for (const problem of figures.problems.slice(0, 5)) print(`  ${figures.replicas} replica(s): ${problem}`);
+    if (figures.logs) print(`  ${figures.replicas} replica(s): something went wrong; the replicas' logs are in ${figures.logs}`);
   }
   print(`  load average ${loads()}`);
 }
@@ -1067,16 +1184,22 @@ async function main(): Promise<void> {
   };
   process.once('SIGINT', interrupted);
   process.once('SIGTERM', interrupted);
+  process.once('unhandledRejection', (error) => {
+    progress(`unexpected failure: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    void cleanUp().finally(() => process.exit(1));
+  });
   try {
     for (const part of options.parts) {
+      partSets = [];
       try {
-        if (part === 'delivery') await deliveryPart(options, model.url);
-        else if (part === 'failover') await failoverPart(options, model.url);
-        else await overheadPart(options, model.url);
+        if (part === 'delivery') await deliveryPart(options, model);
+        else if (part === 'failover') await failoverPart(options, model);
+        else await overheadPart(options, model);
       } catch (error) {
         failed = true;
         print();
         print(`Part ${part} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+        for (const set of partSets) print(`  the replicas' logs are in ${saveLogs(set, part)}`);
       }
     }
   } finally {

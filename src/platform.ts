@@ -31,7 +31,7 @@ import { lockSqliteDatabase } from './store/sqlite/single-process-lock.ts';
 import { ConversationLeases } from './replicas/conversation-leases.ts';
 import { DrainSignal } from './replicas/drain-signal.ts';
 import { ReplicaDirectory } from './replicas/replica-directory.ts';
-import { ReplicaPresence } from './replicas/replica-presence.ts';
+import { ReplicaPresence, replicaGone } from './replicas/replica-presence.ts';
 import { createPriceTable } from './usage/price-table.ts';
 import { QuotasService } from './usage/quotas-service.ts';
 import { UsageService } from './usage/usage-service.ts';
@@ -75,6 +75,8 @@ export function buildCore(config: Config, logger: Logger): { store: Store; sandb
           sandboxUid: config.sandbox.uid,
           sandboxGid: config.sandbox.gid,
           sharedDataDir,
+          // Containers carry their replica's id, so that a replica's start-up sweep leaves the live ones' alone.
+          replica: { id: config.replica.id, replicaGone: (id) => replicaGone(store, id, config.replica.leaseSeconds * 1000, config.replica.id) },
           logger: logger.child({ component: 'sandbox' }),
         })
       : createLocalProvider({

@@ -149,6 +149,7 @@ export class ConversationRunner implements SlotHolder {
   /** Shutting down: the running turn may finish, but no further one starts here. */
   private draining = false;
   private idleListener: () => void = () => undefined;
+  private activeTurnId: string | null = null;
   private readonly logger: Logger;
 
   constructor(
@@ -174,8 +175,9 @@ export class ConversationRunner implements SlotHolder {
   }
 
   /** The id of the turn running now, if any. */
+  /** The turn this runner is working on, from the moment it takes it from the queue (before the store says running). */
   get runningTurnId(): string | null {
-    return this.current?.turnId ?? null;
+    return this.activeTurnId;
   }
 
   /**
@@ -379,7 +381,10 @@ export class ConversationRunner implements SlotHolder {
     this.pumping = true;
     try {
       for (let turnId = this.queue.shift(); turnId && !this.closed && !this.draining; turnId = this.queue.shift()) {
-        await this.runTurn(turnId).catch((error: unknown) => this.logger.error({ err: error, turnId }, 'turn failed'));
+        this.activeTurnId = turnId;
+        await this.runTurn(turnId)
+          .catch((error: unknown) => this.logger.error({ err: error, turnId }, 'turn failed'))
+          .finally(() => (this.activeTurnId = null));
       }
     } finally {
       this.pumping = false;

@@ -97,3 +97,13 @@ export function knownGone(replica: Pick<ReplicaRecord, 'id' | 'hostname' | 'pid'
     return (error as NodeJS.ErrnoException).code === 'ESRCH';
   }
 }
+
+/**
+ * Whether the replica is gone: no row (it stopped cleanly, or was removed), a heartbeat older than the lease time, or
+ * known gone on this host. Its sandboxes may then be removed by another replica.
+ */
+export async function replicaGone(store: Pick<Store, 'listReplicas'>, replicaId: string, leaseMs: number, selfId: string): Promise<boolean> {
+  const replica = (await store.listReplicas()).find((candidate) => candidate.id === replicaId);
+  if (!replica) return true;
+  return Date.now() - Date.parse(replica.heartbeatAt) >= leaseMs || knownGone(replica, selfId);
+}

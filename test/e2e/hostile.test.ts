@@ -212,6 +212,8 @@ for (const backend of backends) {
           'echo WRITTEN_KB=$(( $(stat -c %s /tmp/fill) / 1024 )) >> $log',
           'rm -f /tmp/fill; cat $log; echo STILL=ok',
         ].join('\n'),
+        // Filling a few hundred MiB through gVisor's file system took over a minute on a loaded 2-core machine.
+        { timeoutMs: 120_000 },
       );
       const found = markers(result.output);
       expect(found.FILL, result.output).not.toBe('0');

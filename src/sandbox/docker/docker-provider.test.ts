@@ -203,6 +203,36 @@ for (const runtime of ['runc', 'runsc'] as const) {
         await second.close();
         expect(await docker.listContainers({ all: true, filters: { label: [`dev.agentyard.installation=${installation}`] } })).toEqual([]);
       });
+
+      it('leaves a live replica’s containers to it at start-up, and removes those of a replica that is gone', async () => {
+        const sharedDir = path.join(dataDir, 'replicas');
+        const gone = new Set<string>();
+        const asReplica = (id: string): DockerProvider =>
+          createDockerProvider({ dataDir: sharedDir, image: testImage, runtime, sharedDataDir: true, replica: { id, replicaGone: async (other) => gone.has(other) } });
+        const docker = await connectDocker(process.env.DOCKER_HOST);
+        const containerOf = (sandbox: Sandbox): string => (sandbox as unknown as { containerId: string }).containerId;
+        const running = async (id: string): Promise<boolean> => (await docker.getContainer(id).inspect().catch(() => null))?.State.Running === true;
+
+        const r1 = asReplica('r1');
+        const ofR1 = await r1.acquire(spec('of-r1'));
+        // r2 starts (its sweep runs with its first acquire) while r1 lives: r1's sandbox is untouched.
+        const r2 = asReplica('r2');
+        const ofR2 = await r2.acquire(spec('of-r2'));
+        expect(await running(containerOf(ofR1))).toBe(true);
+        expect((await docker.getContainer(containerOf(ofR1)).inspect()).Config.Labels['dev.agentyard.replica']).toBe('r1');
+
+        // r1 dies (nothing released) and is known gone: the next replica to start removes its container, not r2's.
+        gone.add('r1');
+        const r3 = asReplica('r3');
+        const ofR3 = await r3.acquire(spec('of-r3'));
+        await waitFor(async () => !(await running(containerOf(ofR1))));
+        expect(await docker.getContainer(containerOf(ofR1)).inspect().catch(() => null)).toBeNull();
+        expect(await running(containerOf(ofR2))).toBe(true);
+        await ofR3.release();
+        await ofR2.release();
+        await r3.close();
+        await r2.close();
+      });
     });
   });
 }

@@ -51,6 +51,11 @@ export interface DockerProviderOptions {
   workspaceDiskMb?: number;
   /** Other server processes (replicas) share the data directory. */
   sharedDataDir?: boolean;
+  /**
+   * The replica this provider serves, when several share the engine: its containers carry its id, and the start-up
+   * sweep leaves those of another replica alone unless `replicaGone` says that replica is gone.
+   */
+  replica?: { id: string; replicaGone(id: string): Promise<boolean> };
   logger?: Logger;
   maxFileBytes?: number;
 }
@@ -64,6 +69,7 @@ const labels = {
   sandbox: `${labelPrefix}.sandbox`,
   workspace: `${labelPrefix}.workspace`,
   poolKey: `${labelPrefix}.pool-key`,
+  replica: `${labelPrefix}.replica`,
 } as const;
 const gatewaySocketInside = '/run/agentyard/gateway.sock';
 
@@ -314,7 +320,14 @@ export class DockerProvider implements SandboxProvider {
     let adopted = 0;
     let removed = 0;
     const usable = this.pool.enabled && (await this.poolUsable());
+    let othersLeft = 0;
     for (const info of found) {
+      // Another replica's container, while that replica lives, is its own to keep or remove.
+      const holder = info.Labels[labels.replica];
+      if (holder && this.options.replica && holder !== this.options.replica.id && !(await this.options.replica.replicaGone(holder))) {
+        othersLeft += 1;
+        continue;
+      }
       const key = info.Labels[labels.poolKey];
       const slot = info.Labels[`${labelPrefix}.slot`];
       // A claimed pool container keeps its pool labels and keeps running after a crash; it served a conversation (its
@@ -329,8 +342,11 @@ export class DockerProvider implements SandboxProvider {
       if (slot) await this.slots.remove(slot).catch(() => undefined);
       removed += 1;
     }
-    if (usable) await this.slots.prune(new Set(this.pool.slots())).catch((error: unknown) => this.logger.warn({ error }, 'could not prune pool slots'));
-    if (found.length > 0) this.logger.info({ adopted, removed }, 'start-up sweep of sandbox containers');
+    // Slots of other replicas' pools are theirs (a shared data directory): pruned only when no other replica has any.
+    if (usable && othersLeft === 0) {
+      await this.slots.prune(new Set(this.pool.slots())).catch((error: unknown) => this.logger.warn({ error }, 'could not prune pool slots'));
+    }
+    if (found.length > 0) this.logger.info({ adopted, removed, othersLeft }, 'start-up sweep of sandbox containers');
     await this.watchEvents(docker);
   }
 
@@ -435,6 +451,7 @@ export class DockerProvider implements SandboxProvider {
     const tmpMb = this.options.tmpSizeMb ?? Math.max(16, Math.floor(limits.memoryMb / 2));
     const containerLabels: Record<string, string> = {
       [labels.installation]: this.installation,
+      ...(this.options.replica ? { [labels.replica]: this.options.replica.id } : {}),
       [labels.role]: input.role,
       [labels.sandbox]: input.id,
       ...(input.workspaceId ? { [labels.workspace]: input.workspaceId } : {}),
