@@ -316,12 +316,15 @@ function replicaPids(replicas: Replica[]): number[] {
   return replicas.map((replica) => replica.server.child.pid).filter((pid): pid is number => pid !== undefined);
 }
 
+/** Which part of the benchmark a process is. */
+type ProcessGroup = 'client' | 'replicas' | 'sandboxes' | 'postgres' | 'model';
+
 /**
- * The CPU time so far of every process this benchmark runs: itself, the model, the replicas, their sandboxes (the
- * CLIs) and the PostgreSQL backends serving the replicas' database. The machine is shared: this tells the
- * benchmark's own load from everything else's.
+ * The CPU time so far of every process this benchmark runs, by group: itself (the client), the model, the replicas,
+ * their sandboxes (the CLIs) and the PostgreSQL backends serving the replicas' database. The machine is shared: this
+ * tells the benchmark's own load from everything else's.
  */
-function benchProcessesCpu(set: ReplicaSet): Map<number, number> {
+function benchProcessesCpu(set: ReplicaSet): Map<number, { group: ProcessGroup; ms: number }> {
   const database = databaseName(set);
   const backends = readdirSync('/proc')
     .filter((entry) => /^\d+$/.test(entry))
@@ -334,8 +337,32 @@ function benchProcessesCpu(set: ReplicaSet): Map<number, number> {
       }
     })
     .map(Number);
-  const pids = [process.pid, ...descendantsOf([process.pid]), ...backends];
-  return new Map(pids.map((pid) => [pid, processCpuMs(pid)]));
+  const replicas = replicaPids(runningReplicas(set));
+  const sandboxes = new Set(descendantsOf(replicas));
+  const groups = new Map<number, ProcessGroup>([[process.pid, 'client']]);
+  for (const pid of descendantsOf([process.pid])) groups.set(pid, sandboxes.has(pid) ? 'sandboxes' : 'model');
+  for (const pid of replicas) groups.set(pid, 'replicas');
+  for (const pid of backends) groups.set(pid, 'postgres');
+  return new Map([...groups].map(([pid, group]) => [pid, { group, ms: processCpuMs(pid) }]));
+}
+
+/** CPU ms used by each group between two readings of benchProcessesCpu (a process that started meanwhile counts from zero). */
+function cpuBetween(before: Map<number, { ms: number }>, after: Map<number, { group: ProcessGroup; ms: number }>): Record<ProcessGroup | 'all', number> {
+  const used: Record<ProcessGroup | 'all', number> = { client: 0, replicas: 0, sandboxes: 0, postgres: 0, model: 0, all: 0 };
+  for (const [pid, { group, ms }] of after) {
+    if (!Number.isFinite(ms)) continue;
+    const delta = ms - (before.get(pid)?.ms ?? 0);
+    used[group] += delta;
+    used.all += delta;
+  }
+  return used;
+}
+
+/** "all 97 % (replicas 36 %, sandboxes 30 %, …)" of the 2 cores. */
+function describeOwnCpu(used: Record<ProcessGroup | 'all', number>, wallMs: number): string {
+  const share = (ms: number): string => `${((100 * ms) / wallMs / 2).toFixed(0)} %`;
+  const groups: ProcessGroup[] = ['replicas', 'sandboxes', 'postgres', 'client', 'model'];
+  return `${share(used.all)} (${groups.map((group) => `${group === 'sandboxes' ? 'sandboxes (CLIs)' : group === 'postgres' ? 'PostgreSQL backends' : group} ${share(used[group])}`).join(', ')})`;
 }
 
 /** Every process descending from the given ones, from /proc (the model, the replicas, their sandboxes and CLIs). */
@@ -362,12 +389,6 @@ function descendantsOf(roots: number[]): number[] {
   return found;
 }
 
-/** CPU ms used between two readings of benchProcessesCpu (a process that started meanwhile counts from zero). */
-function cpuBetween(before: Map<number, number>, after: Map<number, number>): number {
-  let total = 0;
-  for (const [pid, ms] of after) if (Number.isFinite(ms)) total += ms - (before.get(pid) ?? 0);
-  return total;
-}
 
 /** Established TCP connections from the replicas' processes to the database's port. */
 function databaseConnections(set: ReplicaSet): number {
@@ -681,7 +702,7 @@ async function deliveryPart(options: BenchOptions, model: ModelProcess): Promise
     const benchCpu = process.cpuUsage(cpuBefore.bench);
     const replicaCpu = pids.map((pid, index) => processCpuMs(pid) - cpuBefore.replicas[index]!);
     const machineBusy = busyPercent(cpuBefore.machine, machineCpu());
-    const ownCpu = (100 * cpuBetween(cpuBefore.all, benchProcessesCpu(set))) / wallMs / 2;
+    const ownCpu = describeOwnCpu(cpuBetween(cpuBefore.all, benchProcessesCpu(set)), wallMs);
     for (const subscriber of subscribers) subscriber.close();
 
     // Afterwards: parse, compare with the store, split local from cross.
@@ -793,7 +814,7 @@ async function deliveryPart(options: BenchOptions, model: ModelProcess): Promise
     );
     print(
       `  replicas' CPU over the run: ${pids.map((_, index) => `${set.replicas[index]!.id} ${((replicaCpu[index]! / wallMs) * 100).toFixed(0)} %`).join(', ')} of a core; ` +
-        `machine ${machineBusy.toFixed(0)} % busy of 2 cores, of which this benchmark's processes (client, model, replicas, CLIs, PostgreSQL backends) ${ownCpu.toFixed(0)} %; load average ${loads()}`,
+        `machine ${machineBusy.toFixed(0)} % busy of 2 cores, of which this benchmark's processes ${ownCpu}; load average ${loads()}`,
     );
     print(`  target: cross-replica p99 ≤ 50 ms at ${options.subscribers} subscribers: ${formatMs(crossSpread.p99)} → ${verdict(crossSpread.p99 <= 50)}`);
     print(
@@ -1084,7 +1105,7 @@ async function overheadRun(count: number, options: BenchOptions, model: ModelPro
       await Promise.all(conversations.map((conversation, index) => driveConversation(user, conversation, perConversation, replicas[index % replicas.length]!, nextReplica)))
     ).flat();
     const warmWallMs = performance.now() - warmStarted;
-    const warmOwnBusy = (100 * cpuBetween(ownBefore, benchProcessesCpu(set))) / warmWallMs / 2;
+    const warmOwnBusy = (100 * cpuBetween(ownBefore, benchProcessesCpu(set)).all) / warmWallMs / 2;
     const warmMachineBusy = busyPercent(machineBefore, machineCpu());
     warmDone = true;
     const apiLoaded = await loaded;
