@@ -203,7 +203,7 @@ export async function startPlatform(config: Config, logger: Logger, options: { l
       idleTimeoutMs: config.agent.idleTimeoutSeconds * 1000,
       maxRetries: config.agent.maxRetries,
       requestTimeoutMs: config.agent.requestTimeoutMs,
-      interruptGraceMs: 5000,
+      interruptGraceMs: config.agent.interruptGraceSeconds * 1000,
       pidsLimit: 512,
     },
   });

@@ -28,6 +28,7 @@ const envNames = {
   'agent.turnTimeoutSeconds': 'AGENTYARD_TURN_TIMEOUT_SECONDS',
   'agent.maxRetries': 'AGENTYARD_MODEL_MAX_RETRIES',
   'agent.requestTimeoutMs': 'AGENTYARD_MODEL_REQUEST_TIMEOUT_MS',
+  'agent.interruptGraceSeconds': 'AGENTYARD_INTERRUPT_GRACE_SECONDS',
   'limits.maxMessageBytes': 'AGENTYARD_MAX_MESSAGE_BYTES',
   'limits.sandboxesPerUser': 'AGENTYARD_MAX_SANDBOXES_PER_USER',
   'limits.queuedPerConversation': 'AGENTYARD_MAX_QUEUED_PER_CONVERSATION',
@@ -137,6 +138,7 @@ const rawSchema = z.object({
   'agent.turnTimeoutSeconds': positiveInt.default(900),
   'agent.maxRetries': z.coerce.number().int().min(0).max(15).default(2),
   'agent.requestTimeoutMs': positiveInt.default(120_000),
+  'agent.interruptGraceSeconds': z.coerce.number().int().min(1).max(300).default(5),
   'limits.maxMessageBytes': positiveInt.default(100_000),
   'limits.sandboxesPerUser': positiveInt.default(3),
   'limits.queuedPerConversation': positiveInt.default(10),
@@ -268,6 +270,8 @@ export interface Config {
     turnTimeoutSeconds: number;
     maxRetries: number;
     requestTimeoutMs: number;
+    /** How long the CLI gets to honour an interrupt (a stop, a deadline) before it is killed. */
+    interruptGraceSeconds: number;
   };
   limits: {
     maxMessageBytes: number;
@@ -413,6 +417,7 @@ export function loadConfig(input: { env: Record<string, string | undefined>; arg
       turnTimeoutSeconds: values['agent.turnTimeoutSeconds'],
       maxRetries: values['agent.maxRetries'],
       requestTimeoutMs: values['agent.requestTimeoutMs'],
+      interruptGraceSeconds: values['agent.interruptGraceSeconds'],
     },
     limits: {
       maxMessageBytes: values['limits.maxMessageBytes'],
