@@ -176,7 +176,7 @@ export async function startPlatform(config: Config, logger: Logger, options: { l
   // Sandbox sessions left open by this replica's previous process (on SQLite: by the previous server) and by replicas
   // that stopped are ended; a live replica's stay (docs/decisions/0014-shared-limits.md).
   await quotas.recover();
-  const leases = new ConversationLeases(store, config.replica.id, leaseMs, logger.child({ component: 'replicas' }));
+  const leases = new ConversationLeases(store, config.replica.id, leaseMs, logger.child({ component: 'replicas' }), singleProcess);
   const drainSignal = new DrainSignal();
   const ceilings = new AgentCeilings(store, config.agentCeilings, logger.child({ component: 'agents' }));
   await ceilings.load();

@@ -73,6 +73,11 @@ export class ConversationsService {
       await store.deleteReplica(replica.id);
     }
     const left = new Set([...(await store.listTurnsByStatus(['running', 'queued']))].map((turn) => turn.conversationId));
+    // Idle conversations of a gone replica too, so that their next message does not wait for the lease to expire.
+    if (gone.size > 0) {
+      const everyLease = await store.listExpiredLeases('9999-12-31T23:59:59.999Z');
+      for (const lease of everyLease) if (gone.has(lease.replicaId)) left.add(lease.conversationId);
+    }
     for (const conversationId of left) {
       const lease = await store.getLease(conversationId);
       const presumeExpired = lease !== null && (this.deps.singleProcess || gone.has(lease.replicaId) || lease.replicaId === presence.id);

@@ -17,6 +17,8 @@ export class ConversationLeases {
     readonly replicaId: string,
     readonly leaseMs: number,
     private readonly logger: Logger,
+    /** No other process can hold a lease (SQLite's lock): one left in the store is a dead process's, taken at once. */
+    private readonly singleProcess = false,
   ) {}
 
   onLost(listener: (conversationId: string) => void): void {
@@ -55,7 +57,8 @@ export class ConversationLeases {
     const before = await this.store.getLease(conversationId);
     const now = new Date();
     // A lease is taken when it expired "at `now`": for a holder known gone, that moment is just past its expiry.
-    const at = options.presumeExpired && before ? new Date(Math.max(now.getTime(), Date.parse(before.expiresAt) + 1)) : now;
+    const presumeExpired = options.presumeExpired === true || this.singleProcess;
+    const at = presumeExpired && before ? new Date(Math.max(now.getTime(), Date.parse(before.expiresAt) + 1)) : now;
     const lease = await this.store.claimLease(conversationId, this.replicaId, at.toISOString(), new Date(now.getTime() + this.leaseMs).toISOString());
     if (!lease) return null;
     this.held.set(conversationId, lease.token);
