@@ -79,10 +79,20 @@ async function runningContainers(dataDir: string): Promise<string[]> {
   return listed.map((container) => container.Id);
 }
 
-/** Runs argv as the container's own user (the agent's) and returns its stdout. */
+/**
+ * Runs argv as the container's own user (the agent's) and returns its stdout; nothing for a container removed since it
+ * was listed (an idle sandbox stopped meanwhile).
+ */
 async function execInContainer(containerId: string, argv: string[]): Promise<string> {
   const docker = await connectDocker(process.env.DOCKER_HOST);
-  const exec = await docker.getContainer(containerId).exec({ Cmd: argv, AttachStdout: true, AttachStderr: false });
+  const exec = await docker
+    .getContainer(containerId)
+    .exec({ Cmd: argv, AttachStdout: true, AttachStderr: false })
+    .catch((error: unknown) => {
+      if ((error as { statusCode?: number }).statusCode === 404 || (error as { statusCode?: number }).statusCode === 409) return null;
+      throw error;
+    });
+  if (!exec) return '';
   const stream = await exec.start({ hijack: true, stdin: false });
   const chunks: Buffer[] = [];
   const output = new PassThrough();
