@@ -17,7 +17,6 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { setTimeout as delay } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -29,6 +28,7 @@ import { ApiClient, type ApiResponse } from '../test/support/api-client.ts';
 import { platformSecret } from '../test/support/platform.ts';
 import { claudeBinary, runClaude } from '../test/support/scripted-model.ts';
 import { formatBytes, formatMs, summarize, table, type Summary } from './stats.ts';
+import { startModelProcess, type ModelProcess } from './model-process.ts';
 
 const model = 'claude-sonnet-5';
 const turnTimeoutMs = 120_000;
@@ -78,36 +78,6 @@ function readOptions(argv: string[], env: Record<string, string | undefined>): B
 // ---------------------------------------------------------------------------------------------------
 // The scripted model, in a child process
 
-interface ModelProcess {
-  url: string;
-  pid: number;
-  close(): Promise<void>;
-}
-
-async function startModelProcess(): Promise<ModelProcess> {
-  const script = fileURLToPath(new URL('./scripted-model-process.ts', import.meta.url));
-  // The same node and loader flags as this process (tsx), and an explicit environment.
-  const child = spawn(process.execPath, [...process.execArgv.filter((flag) => flag !== '--expose-gc'), script], {
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: tmpdir() },
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const url = await new Promise<string>((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout });
-    lines.once('line', (line) => resolve((JSON.parse(line) as { url: string }).url));
-    child.once('exit', (code) => reject(new Error(`the scripted model process exited with ${code} before listening`)));
-  });
-  return {
-    url,
-    pid: child.pid!,
-    async close() {
-      child.stdin.end();
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
-}
 
 // ---------------------------------------------------------------------------------------------------
 // The platform, in this process

@@ -24,14 +24,12 @@
  * Every part starts its own replicas and database and removes them (also on Ctrl-C). Exits 0 whether or not the
  * targets are met, 1 if a part could not run.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay, performance, PerformanceObserver } from 'node:perf_hooks';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { ApiClient, type StreamedEvent } from '../test/support/api-client.ts';
@@ -47,9 +45,9 @@ import {
   type Replica,
   type ReplicaSet,
 } from '../test/support/replicas.ts';
-import { startScriptedModel, text } from '../test/support/scripted-model.ts';
 import { killServer } from '../test/support/server-process.ts';
 import { formatBytes, formatMs, percentile, table } from './stats.ts';
+import { startModelProcess, type ModelProcess } from './model-process.ts';
 
 const print = (line = ''): void => void process.stdout.write(`${line}\n`);
 const progress = (line: string): void => void process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${line}\n`);
@@ -107,57 +105,7 @@ function readOptions(argv: string[], env: Record<string, string | undefined>): B
 // ---------------------------------------------------------------------------------------------------
 // The scripted model, in a child process (this file with --model)
 
-/** `STREAM <n>x<ms>` in the message: n text deltas `ms` apart; anything else: a short two-delta answer. */
-async function runModelProcess(): Promise<void> {
-  const model = await startScriptedModel({
-    script: (request) => {
-      const stream = /STREAM (\d+)x(\d+)/.exec(request.lastUserText);
-      if (stream) return text(Array.from({ length: Number(stream[1]) }, (_, index) => `w${index} `), { delayMs: Number(stream[2]) });
-      return text(['Hello from the scripted model. ', 'This is the benchmark reply.']);
-    },
-  });
-  // Recorded requests are not needed; drop them so a long run does not grow.
-  const forget = setInterval(() => (model.requests.length = 0), 1000);
-  let closing = false;
-  const shutdown = async (): Promise<void> => {
-    if (closing) return;
-    closing = true;
-    clearInterval(forget);
-    await model.close();
-    process.exit(0);
-  };
-  process.stdin.on('end', () => void shutdown());
-  process.stdin.on('error', () => void shutdown());
-  process.stdin.resume();
-  process.on('SIGTERM', () => void shutdown());
-  process.stdout.write(`${JSON.stringify({ url: model.url })}\n`);
-}
 
-interface ModelProcess {
-  url: string;
-  close(): Promise<void>;
-}
-
-async function startModelProcess(): Promise<ModelProcess> {
-  const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--model'], {
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: tmpdir() },
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const url = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout }).once('line', (line) => resolve((JSON.parse(line) as { url: string }).url));
-    child.once('exit', (code) => reject(new Error(`the scripted model process exited with ${code} before listening`)));
-  });
-  return {
-    url,
-    async close() {
-      child.stdin.end();
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
-}
 
 // ---------------------------------------------------------------------------------------------------
 // Replicas, and cleaning up after them whatever happens
@@ -1230,5 +1178,4 @@ async function main(): Promise<void> {
   process.exit(failed ? 1 : 0);
 }
 
-if (process.argv[2] === '--model') await runModelProcess();
-else await main();
+await main();

@@ -1,12 +1,19 @@
 /**
  * The scripted model in its own process, so that its work (parsing ~80 KB request bodies, recording
  * them) neither runs on the measured server's event loop nor counts in its memory, as with the real API.
- * Every message request gets an immediate two-chunk text reply. Prints `{"url": …}` on one stdout line
+ * Every message request gets an immediate two-chunk text reply, unless it asks for a stream (`STREAM <n>x<ms>`). Prints `{"url": …}` on one stdout line
  * once listening; exits when stdin closes or on SIGTERM.
  */
 import { startScriptedModel, text } from '../test/support/scripted-model.ts';
 
-const model = await startScriptedModel({ script: () => text(['Hello from the scripted model. ', 'This is the benchmark reply.']) });
+const model = await startScriptedModel({
+  script: (request) => {
+    // `STREAM <n>x<ms>` in the message (bench/replicas.ts): n text deltas `ms` apart.
+    const stream = /STREAM (\d+)x(\d+)/.exec(request.lastUserText);
+    if (stream) return text(Array.from({ length: Number(stream[1]) }, (_, index) => `w${index} `), { delayMs: Number(stream[2]) });
+    return text(['Hello from the scripted model. ', 'This is the benchmark reply.']);
+  },
+});
 
 // Recorded requests are not needed here; drop them so a long run does not grow.
 const forget = setInterval(() => (model.requests.length = 0), 1000);
